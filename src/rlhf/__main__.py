@@ -1,0 +1,3 @@
+from rlhf.cli import app
+
+app(prog_name="rlhf")

@@ -1,0 +1,272 @@
+"""The model factory: tokenizer, policy (+ value head) and reference from a profile, for every profile.
+
+A tiny ``random_init`` model is built from a config, saved to the cache folder and loaded back through
+``from_pretrained``, so tiny and hub models share one loading path: dtype, bitsandbytes 4/8-bit,
+``prepare_model_for_kbit_training``, peft LoRA and gradient checkpointing.
+
+With LoRA the reference model is the policy with its adapters disabled (no second copy in memory);
+without LoRA it is a frozen copy. :meth:`Policy.ref_logprobs` hides which.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from rlhf.config import ModelConfig, RandomInit
+from rlhf.fsutil import atomic_directory
+from rlhf.tokenizer import cache_dir, load_tokenizer
+
+VALUE_HEAD_FILE = "value_head.safetensors"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+Task = Literal["causal-lm", "seq-cls"]
+
+
+# ------------------------------------------------------------------------------------ random-init models
+
+
+def _architecture_config(spec: RandomInit, tokenizer, task: Task, num_labels: int):
+    from transformers import BertConfig, GPT2Config, LlamaConfig
+
+    ids = dict(bos_token_id=tokenizer.bos_token_id or tokenizer.eos_token_id,
+               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    common = dict(vocab_size=len(tokenizer), num_labels=num_labels, **ids)
+    if spec.arch == "gpt2":
+        return GPT2Config(n_layer=spec.n_layer, n_head=spec.n_head, n_embd=spec.n_embd,
+                          n_positions=spec.n_positions, **common)
+    if spec.arch == "llama":
+        return LlamaConfig(
+            num_hidden_layers=spec.n_layer, num_attention_heads=spec.n_head, hidden_size=spec.n_embd,
+            num_key_value_heads=spec.n_kv_head or spec.n_head, max_position_embeddings=spec.n_positions,
+            intermediate_size=spec.intermediate_size or 4 * spec.n_embd, tie_word_embeddings=False, **common,
+        )
+    if task == "causal-lm":
+        raise ValueError("random_init.arch 'bert' is an encoder: use it for reward models, not policies")
+    return BertConfig(num_hidden_layers=spec.n_layer, num_attention_heads=spec.n_head, hidden_size=spec.n_embd,
+                      intermediate_size=spec.intermediate_size or 4 * spec.n_embd,
+                      max_position_embeddings=spec.n_positions, **common)
+
+
+def materialize_random_model(spec: RandomInit, tokenizer_name: str, *, seed: int = 0,
+                             task: Task = "causal-lm", num_labels: int = 2) -> Path:
+    """Build a random model from ``spec`` once, save it (with its tokenizer) to the cache; return the folder.
+
+    The folder is keyed by everything that changes the weights, so the same profile always loads the same
+    model, through the same ``from_pretrained`` path a hub model takes.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer(tokenizer_name)
+    key = json.dumps([spec.model_dump(), tokenizer_name, len(tokenizer), seed, task, num_labels], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    target = cache_dir() / "models" / f"random-{spec.arch}-{task}-{digest}"
+    if (target / "config.json").exists():
+        return target
+    config = _architecture_config(spec, tokenizer, task, num_labels)
+    auto = AutoModelForCausalLM if task == "causal-lm" else AutoModelForSequenceClassification
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = auto.from_config(config)
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return target
+
+
+# ---------------------------------------------------------------------------------------- value head
+
+
+class ValueHead(nn.Module):
+    """PPO's critic: a scalar per token from the policy's last hidden state (kept in float32)."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.summary = nn.Linear(hidden_size, 1)
+        nn.init.normal_(self.summary.weight, std=1.0 / (hidden_size + 1) ** 0.5)
+        nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(hidden.float()).squeeze(-1)  # (B, T)
+
+
+# -------------------------------------------------------------------------------------------- policy
+
+
+@dataclass
+class ForwardOutput:
+    logits: torch.Tensor  # (B, K, V): the last K positions' logits
+    values: torch.Tensor | None  # (B, K)
+
+
+class Policy(nn.Module):
+    """The trained network: causal LM (+ LoRA) + optional value head + a way to get reference outputs."""
+
+    def __init__(self, model: nn.Module, value_head: ValueHead | None, ref_model: nn.Module | None,
+                 uses_lora: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.value_head = value_head
+        self.uses_lora = uses_lora
+        # A frozen reference outside the module tree, so it is neither trained, saved nor wrapped by DDP.
+        self.__dict__["_ref_model"] = ref_model
+        self._captured: torch.Tensor | None = None
+        self.model.get_output_embeddings().register_forward_hook(self._capture_hidden)
+
+    def _capture_hidden(self, module, inputs, output) -> None:
+        # The lm_head's input is the final hidden state (already cut to `logits_to_keep` positions).
+        self._captured = inputs[0]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0,
+                with_values: bool = True) -> ForwardOutput:
+        """Logits (and values) of the last ``logits_to_keep`` positions (0: all), left padding aware."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         logits_to_keep=logits_to_keep, use_cache=False)
+        hidden, self._captured = self._captured, None
+        values = self.value_head(hidden) if with_values and self.value_head is not None else None
+        return ForwardOutput(out.logits, values)
+
+    def reference(self):
+        """A context in which :meth:`reference_forward` runs the reference model."""
+        return self.model.disable_adapter() if self.uses_lora else nullcontext()
+
+    @torch.no_grad()
+    def reference_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                         logits_to_keep: int = 0) -> torch.Tensor:
+        """Logits of the reference model: adapters disabled (LoRA) or the frozen copy."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        network = self.model if self.uses_lora else self.__dict__["_ref_model"]
+        with self.reference():
+            out = network(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          logits_to_keep=logits_to_keep, use_cache=False)
+        self._captured = None
+        return out.logits
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def save(self, folder: str | Path, tokenizer=None) -> None:
+        """``save_pretrained`` of the model (the adapter only, with LoRA), the value head and the tokenizer."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        self.model.save_pretrained(folder)
+        if self.value_head is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()},
+                      str(folder / VALUE_HEAD_FILE))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+
+    def merged_model(self) -> nn.Module:
+        """A plain transformers model with LoRA merged in (for ``--merge``); the policy itself is untouched."""
+        if not self.uses_lora:
+            return self.model
+        return copy.deepcopy(self.model).merge_and_unload()
+
+
+# --------------------------------------------------------------------------------------------- factory
+
+
+def _quantization_config(cfg: ModelConfig):
+    from transformers import BitsAndBytesConfig
+
+    q = cfg.quantization
+    if q.bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.quant_type,
+                              bnb_4bit_use_double_quant=q.double_quant,
+                              bnb_4bit_compute_dtype=_DTYPES[q.compute_dtype])
+
+
+def load_causal_lm(path: str | Path, cfg: ModelConfig, device: torch.device | None = None) -> nn.Module:
+    """``AutoModelForCausalLM.from_pretrained`` with the profile's dtype and quantisation."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict = {"dtype": _DTYPES[cfg.dtype], "trust_remote_code": cfg.trust_remote_code}
+    if cfg.quantization is not None:
+        kwargs["quantization_config"] = _quantization_config(cfg)
+        # Quantised weights are placed at load time; a later .to(device) is not allowed for them.
+        kwargs["device_map"] = {"": device if device is not None else "cpu"}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    except OSError as exc:
+        raise ValueError(
+            f"could not load model.name_or_path={str(path)!r}: {exc}. Give a local folder with config.json "
+            "and weights, or a hub name (needs network access and, for gated models, `hf auth login`)."
+        ) from exc
+    return model
+
+
+def _apply_lora(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if cfg.quantization is not None:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    elif cfg.gradient_checkpointing:
+        model.enable_input_require_grads()  # LoRA on frozen embeddings: checkpointed blocks need grad inputs
+    lora = cfg.lora
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+    return get_peft_model(model, config)
+
+
+def model_source(cfg: ModelConfig, seed: int = 0) -> Path | str:
+    """The folder or hub name the policy is loaded from (materialising a random model if needed)."""
+    if cfg.random_init is not None:
+        return materialize_random_model(cfg.random_init, cfg.tokenizer, seed=seed)
+    return cfg.name_or_path
+
+
+def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
+                 device: torch.device | None = None, adapter_dir: str | Path | None = None) -> Policy:
+    """The policy for a profile's ``model`` section; ``adapter_dir`` restores saved LoRA/value-head weights."""
+    if cfg.quantization is not None and cfg.lora is None:
+        raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
+    source = model_source(cfg, seed)
+    if adapter_dir is not None and cfg.lora is None:
+        source = adapter_dir  # a full fine-tuned model was saved there
+    model = load_causal_lm(source, cfg, device)
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing and cfg.quantization is None:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ref_model = None
+    if cfg.lora is not None:
+        if adapter_dir is not None:
+            from peft import PeftModel, prepare_model_for_kbit_training
+
+            if cfg.quantization is not None:
+                model = prepare_model_for_kbit_training(
+                    model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                    gradient_checkpointing_kwargs={"use_reentrant": False})
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+        else:
+            model = _apply_lora(model, cfg)
+    else:
+        reference_source = model_source(cfg, seed)
+        ref_model = load_causal_lm(reference_source, cfg, device).eval().requires_grad_(False)
+    value_head = None
+    if with_value_head:
+        value_head = ValueHead(model.config.hidden_size if hasattr(model.config, "hidden_size")
+                               else model.get_output_embeddings().in_features)
+        if adapter_dir is not None and (Path(adapter_dir) / VALUE_HEAD_FILE).exists():
+            from safetensors.torch import load_file
+
+            value_head.load_state_dict(load_file(str(Path(adapter_dir) / VALUE_HEAD_FILE)))
+        if device is not None:
+            value_head.to(device)
+    if device is not None and cfg.quantization is None:
+        model.to(device)
+        if ref_model is not None:
+            ref_model.to(device)
+    return Policy(model, value_head, ref_model, uses_lora=cfg.lora is not None)

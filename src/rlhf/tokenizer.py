@@ -1,0 +1,87 @@
+"""Tokenizers: the offline ``builtin-bpe`` and anything ``AutoTokenizer`` can load.
+
+``builtin-bpe`` is a byte-level BPE trained with ``tokenizers`` on the generated review corpus. Byte-level
+means every Unicode string round-trips exactly. It is trained once, saved to the cache folder and loaded
+back through ``AutoTokenizer.from_pretrained`` like any hub tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rlhf.data.corpus import review_sentences
+from rlhf.fsutil import atomic_directory
+
+BUILTIN_BPE = "builtin-bpe"
+EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+_BUILTIN_VERSION = 1
+_EXTRA_SENTENCES = [
+    "Hello! How are you today? Tell me a story about your day.",
+    "The nurse was confident and caring in the emergency room.",
+    "The engineer is ambitious, helpful, independent and kind to her team.",
+    "Would you like to get a coffee with me sometime? You have a lovely smile.",
+    "Question: what is the answer? Answer: 42, of course.",
+    "Write a short description of a teacher, a doctor, a pilot or a chef.",
+]
+
+
+def cache_dir() -> Path:
+    """The folder for built tokenizers and tiny models: ``$RLHF_CACHE`` or ``~/.cache/rlhf``."""
+    return Path(os.environ.get("RLHF_CACHE", Path.home() / ".cache" / "rlhf")).expanduser()
+
+
+def train_builtin_tokenizer(vocab_size: int = 1024):
+    """Train the byte-level BPE on the generated corpus (deterministic) and wrap it for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(review_sentences(4000, seed=1234) + _EXTRA_SENTENCES, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, bos_token=EOS_TOKEN,
+        clean_up_tokenization_spaces=False, padding_side="left", model_max_length=1024,
+    )
+
+
+def builtin_tokenizer_dir(vocab_size: int = 1024) -> Path:
+    """Build (once) and return the folder holding the built-in byte-level BPE tokenizer."""
+    target = cache_dir() / "tokenizers" / f"{BUILTIN_BPE}-v{_BUILTIN_VERSION}-{vocab_size}"
+    if (target / "tokenizer.json").exists():
+        return target
+    wrapped = train_builtin_tokenizer(vocab_size)
+    with atomic_directory(target) as tmp:
+        wrapped.save_pretrained(tmp)
+    return target
+
+
+def load_tokenizer(name_or_path: str, *, padding_side: str = "left"):
+    """A tokenizer by name: ``builtin-bpe``, a hub name or a local folder; EOS and PAD always set.
+
+    Left padding is the default because batched generation needs prompts right-aligned.
+    """
+    from transformers import AutoTokenizer
+
+    source = str(builtin_tokenizer_dir()) if name_or_path == BUILTIN_BPE else name_or_path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise ValueError(
+            f"could not load tokenizer {name_or_path!r}: {exc}. Use 'builtin-bpe', a local folder with "
+            "tokenizer files, or a hub name (needs network access)."
+        ) from exc
+    if tokenizer.eos_token is None:
+        raise ValueError(f"tokenizer {name_or_path!r} has no eos_token; set one in its tokenizer_config.json")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
