@@ -13,3 +13,9 @@ from transformers.utils import logging as _hf_logging  # noqa: E402
 
 _hf_logging.set_verbosity_error()
 _hf_logging.disable_progress_bar()
+
+import torch  # noqa: E402
+
+# Tiny models are dominated by per-op overhead: one intra-op thread is faster, and leaves the second core
+# to the subprocesses some integration tests start.
+torch.set_num_threads(1)

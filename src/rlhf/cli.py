@@ -86,3 +86,100 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML
     """The fully resolved profile (extends and --set applied) as YAML."""
     profile = load_profile(name, overrides or [])
     typer.echo(profile.to_yaml(), nl=False)
+
+
+@app.command()
+@user_errors
+def run(
+    profile: ProfileOpt = "tiny-gpt2",
+    overrides: SetOpt = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
+    merge: Annotated[bool, typer.Option(help="also save a copy with LoRA merged into the weights")] = False,
+) -> None:
+    """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
+    _quiet_libraries()
+    from rlhf.trainer import TrainingInterrupted, run as run_training
+
+    if resume is not None:
+        if not (resume / "profile.yaml").exists():
+            raise UserError(f"--resume {resume}: no profile.yaml there; is it a run folder?")
+        loaded = load_profile(resume / "profile.yaml", overrides or [])
+    else:
+        from rlhf.pretrain import with_pretrained_policy
+
+        loaded = with_pretrained_policy(load_profile(profile, overrides or []), console)
+    try:
+        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console)
+    except TrainingInterrupted as exc:
+        err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
+        raise typer.Exit(code=128 + int(exc.signum)) from None
+    lines = [("run folder", result.run_dir), ("final model", result.final_dir),
+             ("merged model", result.merged_dir),
+             ("training stats", result.run_dir / "meta_data" / "training_stats.csv"),
+             ("samples", result.run_dir / "meta_data" / "generated_outputs.csv"),
+             ("tensorboard", f"tensorboard --logdir {result.run_dir / 'tensorboard'}")]
+    lines += [(f"last {key}", f"{result.last_metrics[key]:.4f}")
+              for key in ("objective/scores", "objective/kl") if key in result.last_metrics]
+    for label, value in lines:
+        if value is not None:
+            console.print(f"[bold]{label:>24}[/]  {value}", soft_wrap=True, highlight=False)
+
+
+@app.command("train-reward")
+@user_errors
+def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
+    """Stage 1: train a reward model (pairwise Bradley-Terry or classifier) from the `reward_model:` section."""
+    _quiet_libraries()
+    from rlhf.reward_model import train_reward_model
+
+    loaded = load_profile(profile, overrides or [])
+    if loaded.reward_model is None:
+        raise UserError(f"profile {profile!r} has no `reward_model:` section (see profiles/reward-model-tiny.yaml)")
+    result = train_reward_model(loaded.reward_model, seed=loaded.seed, console=console)
+    console.print(f"reward model saved to {result.output_dir}; use it as a reward with "
+                  f"`{{name: classifier, model: {result.output_dir}}}`", soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
+    """Causal-LM pretraining / SFT of the profile's model on the `pretrain:` section's corpus."""
+    _quiet_libraries()
+    from rlhf.pretrain import pretrain as run_pretraining
+
+    loaded = load_profile(profile, overrides or [])
+    if loaded.pretrain is None:
+        raise UserError(f"profile {profile!r} has no `pretrain:` section (see profiles/cpu-demo.yaml)")
+    run_pretraining(loaded, console=console)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder made by `rlhf run`")],
+    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model")] = 32,
+) -> None:
+    """Base vs tuned: complete the same prompts with both models and compare their rewards."""
+    _quiet_libraries()
+    from rlhf.evaluate import evaluate_run
+
+    if not (run_dir / "profile.yaml").exists() or not (run_dir / "final").exists():
+        raise UserError(f"{run_dir}: not a finished run folder (needs profile.yaml and final/)")
+    evaluate_run(load_profile(run_dir / "profile.yaml"), run_dir, samples, console)
+    console.print(f"side-by-side table: {run_dir / 'meta_data' / 'evaluation.csv'}", soft_wrap=True)
+
+
+@app.command("check-reward")
+def check_reward(
+    spec: Annotated[str, typer.Argument(help="module:function, path/file.py:function, or a registry name")],
+    low: Annotated[Optional[float], typer.Option("--low", help="declared minimum of the reward")] = None,
+    high: Annotated[Optional[float], typer.Option("--high", help="declared maximum of the reward")] = None,
+    max_examples: Annotated[int, typer.Option(help="hypothesis examples per property")] = 50,
+) -> None:
+    """Property-test a reward function: finite, deterministic, batch-order and batch-split invariant, range."""
+    from rlhf.testing import run_check_reward
+
+    declared = None if low is None and high is None else (low if low is not None else float("-inf"),
+                                                          high if high is not None else float("inf"))
+    raise typer.Exit(code=run_check_reward(spec, declared, max_examples, console))

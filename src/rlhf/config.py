@@ -89,6 +89,8 @@ class ModelConfig(_Section):
         """A short filesystem-safe name for run folders, e.g. ``meta-llama_Meta-Llama-3-8B-Instruct``."""
         if self.random_init is not None:
             return f"random-{self.random_init.arch}"
+        if Path(self.name_or_path).is_dir():  # a local folder: its own name, not the whole path
+            return Path(self.name_or_path).resolve().name
         return self.name_or_path.strip("/").replace("/", "_")
 
 
@@ -211,6 +213,7 @@ class TrainerConfig(_Section):
         default_factory=lambda: ["csv", "tensorboard"], description="metric sinks"
     )
     output_dir: str = Field("outputs", description="parent folder of run folders")
+    eval_samples: int = Field(0, ge=0, description="prompts for the base-vs-tuned comparison at the end (0: off)")
     nonfinite_rewards: Literal["error", "drop"] = Field(
         "error", description="a NaN/inf reward stops the run, or drops the sample and is counted"
     )

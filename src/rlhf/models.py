@@ -13,7 +13,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -134,17 +135,21 @@ class Policy(nn.Module):
         values = self.value_head(hidden) if with_values and self.value_head is not None else None
         return ForwardOutput(out.logits, values)
 
-    def reference(self):
-        """A context in which :meth:`reference_forward` runs the reference model."""
-        return self.model.disable_adapter() if self.uses_lora else nullcontext()
+    @contextmanager
+    def as_reference(self) -> Iterator[nn.Module]:
+        """The reference network: the policy with adapters disabled (LoRA) or the frozen copy."""
+        if self.uses_lora:
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            yield self.__dict__["_ref_model"]
 
     @torch.no_grad()
     def reference_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                          logits_to_keep: int = 0) -> torch.Tensor:
-        """Logits of the reference model: adapters disabled (LoRA) or the frozen copy."""
+        """Logits of the reference model for the last ``logits_to_keep`` positions (0: all)."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        network = self.model if self.uses_lora else self.__dict__["_ref_model"]
-        with self.reference():
+        with self.as_reference() as network:
             out = network(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                           logits_to_keep=logits_to_keep, use_cache=False)
         self._captured = None
@@ -164,12 +169,6 @@ class Policy(nn.Module):
                       str(folder / VALUE_HEAD_FILE))
         if tokenizer is not None:
             tokenizer.save_pretrained(folder)
-
-    def merged_model(self) -> nn.Module:
-        """A plain transformers model with LoRA merged in (for ``--merge``); the policy itself is untouched."""
-        if not self.uses_lora:
-            return self.model
-        return copy.deepcopy(self.model).merge_and_unload()
 
 
 # --------------------------------------------------------------------------------------------- factory
@@ -270,3 +269,15 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
         if ref_model is not None:
             ref_model.to(device)
     return Policy(model, value_head, ref_model, uses_lora=cfg.lora is not None)
+
+
+def merge_lora(cfg: ModelConfig, adapter_dir: str | Path, seed: int = 0) -> nn.Module:
+    """The base model in ``cfg.dtype`` (never quantised) with the saved LoRA adapter merged into its weights.
+
+    Merging into 4-bit weights would round the adapter away, so the base is reloaded unquantised, as
+    QLoRA users do before publishing a merged model.
+    """
+    from peft import PeftModel
+
+    base = load_causal_lm(model_source(cfg, seed), cfg.model_copy(update={"quantization": None}))
+    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

@@ -1,0 +1,105 @@
+"""Base vs tuned: sample both models on the same prompts, score with the run's rewards, compare.
+
+The base model is the reference (adapters disabled, or the frozen copy), so no second download or
+load is needed. Results go to ``meta_data/evaluation.csv`` (side by side) and ``evaluation.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from rlhf.config import Profile, RolloutConfig
+from rlhf.data import PromptSampler, load_prompts
+from rlhf.models import Policy, build_policy
+from rlhf.rewards import load_rewards
+from rlhf.tokenizer import load_tokenizer
+from rlhf.rollout import sample_responses
+
+
+@dataclass
+class Comparison:
+    prompts: list[str]
+    base: list[str]
+    tuned: list[str]
+    base_rewards: list[float]
+    tuned_rewards: list[float]
+
+    @property
+    def base_mean(self) -> float:
+        return sum(self.base_rewards) / len(self.base_rewards)
+
+    @property
+    def tuned_mean(self) -> float:
+        return sum(self.tuned_rewards) / len(self.tuned_rewards)
+
+    def summary(self) -> dict[str, float]:
+        return {"samples": len(self.prompts), "base_reward_mean": self.base_mean,
+                "tuned_reward_mean": self.tuned_mean, "improvement": self.tuned_mean - self.base_mean}
+
+
+def _complete(model, tokenizer, prompts: list[str], cfg: RolloutConfig, seed: int) -> list[str]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        *_, response, _ = sample_responses(model, tokenizer, prompts, cfg)
+    return tokenizer.batch_decode(response, skip_special_tokens=True)
+
+
+def compare_base_and_tuned(policy: Policy, tokenizer, reward, prompts: list[str], cfg: RolloutConfig,
+                           seed: int = 0) -> Comparison:
+    """Complete ``prompts`` with the base (reference) and the tuned policy, score both with ``reward``."""
+    was_training = policy.training
+    policy.eval()
+    with policy.as_reference() as base_model:
+        base = _complete(base_model, tokenizer, prompts, cfg, seed)
+    tuned = _complete(policy.model, tokenizer, prompts, cfg, seed)
+    policy.train(was_training)
+    base_scores = reward(prompts, base).total.tolist()
+    tuned_scores = reward(prompts, tuned).total.tolist()
+    return Comparison(prompts, base, tuned, base_scores, tuned_scores)
+
+
+def save_comparison(comparison: Comparison, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "evaluation.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "base", "tuned", "base_reward", "tuned_reward"])
+        writer.writerows(zip(comparison.prompts, comparison.base, comparison.tuned, comparison.base_rewards,
+                             comparison.tuned_rewards))
+    (folder / "evaluation.json").write_text(json.dumps(comparison.summary(), indent=2))
+
+
+def print_comparison(console: Console, comparison: Comparison, count: int = 5) -> None:
+    table = Table("prompt", "base", "tuned", title="base vs tuned", show_lines=True)
+    rows = zip(comparison.prompts, comparison.base, comparison.tuned, comparison.base_rewards,
+               comparison.tuned_rewards)
+    for prompt, base, tuned, base_r, tuned_r in list(rows)[:count]:
+        table.add_row(prompt[-120:], f"{base[:200]}\n[dim]reward {base_r:+.3f}", f"{tuned[:200]}\n[dim]reward {tuned_r:+.3f}")
+    console.print(table)
+    console.print(f"mean reward over {len(comparison.prompts)} prompts: base {comparison.base_mean:+.4f} -> "
+                  f"tuned {comparison.tuned_mean:+.4f} ({comparison.tuned_mean - comparison.base_mean:+.4f})")
+
+
+def evaluate_run(profile: Profile, run_dir: Path, samples: int, console: Console) -> Comparison:
+    """Load a finished run's final model and compare it with its base on ``samples`` seeded prompts."""
+    tokenizer = load_tokenizer(profile.model.tokenizer)
+    policy = build_policy(profile.model, with_value_head=False, seed=profile.seed, adapter_dir=run_dir / "final")
+    prompts = load_prompts(profile.data, tokenizer, profile.seed)
+    reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
+    return evaluate_and_report(policy, tokenizer, reward, prompts, profile, samples, run_dir, console)
+
+
+def evaluate_and_report(policy: Policy, tokenizer, reward, prompts: list[str], profile: Profile, samples: int,
+                        run_dir: Path, console: Console) -> Comparison:
+    """Compare on a seeded draw of ``samples`` prompts; save to ``meta_data/`` and print."""
+    drawn = PromptSampler(prompts, samples, profile.seed + 1).next_batch()
+    comparison = compare_base_and_tuned(policy, tokenizer, reward, drawn, profile.rollout, profile.seed)
+    save_comparison(comparison, Path(run_dir) / "meta_data")
+    print_comparison(console, comparison)
+    return comparison

@@ -1,0 +1,22 @@
+"""Rewards used by the integration tests, loaded the way users load theirs: ``module:function``."""
+
+import math
+
+_calls = {"n": 0}
+
+
+def letter_e_fraction(prompts, completions, **kwargs):
+    """Dense and learnable from scratch: ten times the share of characters that are the letter 'e'."""
+    return [10.0 * c.count("e") / max(1, len(c)) for c in completions]
+
+
+def nan_on_third_call(prompts, completions, **kwargs):
+    _calls["n"] += 1
+    scores = [1.0] * len(completions)
+    if _calls["n"] >= 3:
+        scores[1] = math.nan
+    return scores
+
+
+def wrong_length(prompts, completions, **kwargs):
+    return [0.0] * (len(completions) - 1)
