@@ -5,24 +5,12 @@ Import it after putting ``tests/`` on ``sys.path`` (the reward conftest and the 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from pathlib import Path
 
 import torch
 
 _BUILT: dict[str, dict[str, str]] = {}
-
-
-@contextlib.contextmanager
-def single_torch_thread():
-    """Run torch on one thread: on a shared 2-core machine, two threads per tiny matmul are ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:

@@ -29,12 +29,6 @@ SLOW = ("llm_judge", "toxicity")
 FAST = settings(max_examples=50, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with helpers_rewards.single_torch_thread():
-        yield
-
-
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     return helpers_rewards.tiny_model_dirs(tmp_path_factory)

@@ -13,15 +13,6 @@ from rlhf.tokenizer import load_tokenizer
 TINY_GPT2 = {"arch": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 64, "n_positions": 128}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from a second thread and slow down ~3x when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_profile(tmp_path, **pretrain_fields):
     fields = dict(epochs=1.0, batch_size=32, learning_rate=2e-3, output_dir=str(tmp_path / "pretrained"))
     return Profile.model_validate({"seed": 0, "model": {"random_init": TINY_GPT2},

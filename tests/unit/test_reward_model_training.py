@@ -17,15 +17,6 @@ from rlhf.rewards.classifier import Classifier
 TINY_GPT2 = RandomInit(arch="gpt2", n_layer=2, n_head=4, n_embd=64, n_positions=128)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from a second thread and slow down ~3x when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_config(tmp_path, **fields):
     defaults = dict(random_init=TINY_GPT2, num_pairs=1024, batch_size=32, epochs=1.0,
                     output_dir=str(tmp_path / "reward-model"))

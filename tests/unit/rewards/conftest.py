@@ -14,8 +14,3 @@ import helpers_rewards  # noqa: E402
 def tiny_models(tmp_path_factory):
     return helpers_rewards.tiny_model_dirs(tmp_path_factory)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    with helpers_rewards.single_torch_thread():
-        yield
