@@ -238,7 +238,9 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     model = load_causal_lm(source, cfg, device)
     model.config.use_cache = False
     if cfg.gradient_checkpointing and cfg.quantization is None:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        # transformers 5 renamed it; keep the old name for older releases
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ref_model = None
     if cfg.lora is not None:
         if adapter_dir is not None:

@@ -20,3 +20,8 @@ def nan_on_third_call(prompts, completions, **kwargs):
 
 def wrong_length(prompts, completions, **kwargs):
     return [0.0] * (len(completions) - 1)
+
+
+def depends_on_batch_order(prompts, completions, **kwargs):
+    """Broken on purpose: the score of a sample depends on its position in the batch."""
+    return [float(i) for i in range(len(completions))]
