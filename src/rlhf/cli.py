@@ -147,11 +147,15 @@ def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> Non
     """Causal-LM pretraining / SFT of the profile's model on the `pretrain:` section's corpus."""
     _quiet_libraries()
     from rlhf.pretrain import pretrain as run_pretraining
+    from rlhf.pretrain import summary
 
     loaded = load_profile(profile, overrides or [])
     if loaded.pretrain is None:
         raise UserError(f"profile {profile!r} has no `pretrain:` section (see profiles/cpu-demo.yaml)")
-    run_pretraining(loaded, console=console)
+    result = run_pretraining(loaded, console=console)
+    out = result.output_dir
+    console.print(f"pretrain: {summary(result.metrics)}; saved to [bold]{out}[/]. Use it with --set "
+                  f"model.name_or_path={out} --set model.tokenizer={out} --set model.random_init=null", soft_wrap=True)
 
 
 @app.command()

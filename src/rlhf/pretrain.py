@@ -88,11 +88,6 @@ def pretrain(profile: Profile, console=None) -> PretrainResult:
     report = {"metrics": metrics, "model_source": str(source), "seed": profile.seed,
               "config": cfg.model_dump(mode="json")}
     (output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if console is not None:
-        console.print(f"pretrain: eval loss {eval_loss_before:.3f} -> {eval_loss_after:.3f} "
-                      f"(train loss {output.training_loss:.3f}, {metrics['tokens']} tokens/epoch); "
-                      f"saved to [bold]{output_dir}[/bold]; use it with --set model.name_or_path={output_dir} "
-                      f"--set model.tokenizer={output_dir} --set model.random_init=null")
     return PretrainResult(output_dir, metrics)
 
 
@@ -178,8 +173,16 @@ def with_pretrained_policy(profile: Profile, console=None) -> Profile:
     if not (target / METRICS_FILE).exists():
         with atomic_directory(target, replace=True) as tmp:
             staged = profile.model_copy(update={"pretrain": profile.pretrain.model_copy(update={"output_dir": str(tmp)})})
-            pretrain(staged, console)
+            result = pretrain(staged, console)
+        if console is not None:
+            console.print(f"pretrain: {summary(result.metrics)}; cached in {target}", soft_wrap=True)
     elif console is not None:
         console.print(f"pretrain: using the cached model in {target}")
     model = profile.model.model_copy(update={"name_or_path": str(target), "random_init": None, "tokenizer": str(target)})
     return profile.model_copy(update={"model": model})
+
+
+def summary(metrics: dict) -> str:
+    """One line of pretraining results for the console."""
+    return (f"held-out loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss_after']:.3f} "
+            f"(train loss {metrics['train_loss']:.3f}, {metrics['tokens']} tokens/epoch)")
