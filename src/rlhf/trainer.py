@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, set_seed
 from rich.console import Console
 
@@ -76,6 +77,9 @@ class Trainer:
                  console: Console | None = None) -> None:
         self.profile, self.run_dir = profile, Path(run_dir)
         self.console = console or Console(quiet=True)
+        # A second run in the same process (a notebook, the test suite) may ask for another precision;
+        # accelerate keeps one global state, so drop it (the process group itself is kept).
+        AcceleratorState._reset_state()
         self.accelerator = Accelerator(mixed_precision=profile.trainer.mixed_precision,
                                        cpu=not torch.cuda.is_available())
         self.is_main = self.accelerator.is_main_process
@@ -217,18 +221,18 @@ class Trainer:
         with self._timed("update", timings):
             update_stats = self.update(batch, advantages, returns)
         self._in_update = False
-        tokens = batch.response_mask.sum()
         kl_coef = self.kl_ctl.value
         local = {
             "objective/scores": scores.mean(), "objective/kl": seq_kl.mean(),
             "objective/rlhf_reward": (scores - kl_coef * seq_kl).mean(),
-            "objective/response_length": batch.response_mask.sum(-1).mean(), **update_stats,
+            "objective/response_length": batch.response_mask.sum(-1).mean(),
+            "tokens": batch.response_mask.sum(), **update_stats,
         }
         names = list(local)
-        reduced = self.accelerator.reduce(torch.stack([local[k].float().cpu() for k in names]).to(
-            self.accelerator.device), reduction="mean").tolist()  # one host sync per step
+        stacked = torch.stack([local[k].float().to(self.accelerator.device) for k in names])
+        reduced = self.accelerator.reduce(stacked, reduction="mean").tolist()  # the one host sync of the step
         metrics = dict(zip(names, reduced))
-        total_tokens = int(self.accelerator.reduce(tokens.to(self.accelerator.device), reduction="sum").item())
+        total_tokens = round(metrics.pop("tokens") * self.accelerator.num_processes)
         self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
         self.tokens_seen += total_tokens
         step_s = sum(timings.values())

@@ -84,3 +84,11 @@ def test_sigterm_checkpoints_and_exits_nonzero(tmp_path):
     profile = load_profile(run_dir / "profile.yaml")
     policy = build_policy(profile.model, with_value_head=True, adapter_dir=checkpoint / POLICY_DIR)
     assert policy.value_head is not None
+
+    done = int(checkpoint.name.removeprefix("step-"))
+    resumed = run_cli("--resume", str(run_dir), "--set", f"trainer.steps={done + 1}")
+    assert resumed.exit_code == 0, resumed.output
+    from helpers import stats
+
+    assert [int(r["step"]) for r in stats(run_dir)] == list(range(1, done + 2))
+    assert (run_dir / "final" / "value_head.safetensors").exists()
