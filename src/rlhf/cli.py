@@ -187,3 +187,26 @@ def check_reward(
     declared = None if low is None and high is None else (low if low is not None else float("-inf"),
                                                           high if high is not None else float("inf"))
     raise typer.Exit(code=run_check_reward(spec, declared, max_examples, console))
+
+
+@app.command()
+@user_errors
+def plan(
+    profile: ProfileOpt = "a100-8b",
+    overrides: SetOpt = None,
+    gpu_memory: Annotated[float, typer.Option(help="GPU memory in GiB")] = 40.0,
+    prompt_tokens: Annotated[int, typer.Option(help="typical prompt length in tokens")] = 64,
+) -> None:
+    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations)."""
+    from rlhf.planning import plan_memory, resolve_architecture
+
+    loaded = load_profile(profile, overrides or [])
+    result = plan_memory(loaded, resolve_architecture(loaded), gpu_memory, prompt_tokens)
+    table = Table("phase", "what", "GiB", "counted as", title=f"memory plan: {profile}")
+    for phase, what, gib, note in result.rows:
+        table.add_row(phase, what, f"{gib:.2f}", note)
+    console.print(table)
+    verdict = "[green]fits[/]" if result.fits else "[red]does not fit[/]"
+    console.print(f"peak {result.total_gib:.1f} GiB (during {result.peak_phase}) on a {gpu_memory:g} GiB GPU: {verdict}")
+    if not result.fits:
+        raise typer.Exit(code=1)

@@ -1,0 +1,51 @@
+import pytest
+from typer.testing import CliRunner
+
+from rlhf.cli import app
+from rlhf.config import load_profile
+from rlhf.planning import GIB, LLAMA_3_8B, Architecture, architecture_from_config, lora_params, plan_memory
+
+
+def test_llama3_8b_parameter_counts_match_the_published_model():
+    assert LLAMA_3_8B.linear_params + LLAMA_3_8B.embedding_params == 8_029_995_008  # "8.03 B"
+    # LoRA r=16 on q, k, v, o, gate, up, down of 32 blocks: the well-known 41.9 M
+    assert lora_params(LLAMA_3_8B, 16) == 41_943_040
+
+
+def test_tiny_architecture_by_hand():
+    arch = Architecture(vocab_size=10, hidden_size=8, intermediate_size=16, num_layers=2, num_heads=2,
+                        num_kv_heads=1, tie_embeddings=False, mlp_gated=True)
+    # per block: q 8*8 + k 8*4 + v 8*4 + o 8*8 + gate 8*16 + up 8*16 + down 16*8 = 64+32+32+64+384 = 576
+    assert arch.linear_params == 2 * 576 and arch.embedding_params == 2 * 10 * 8
+    assert lora_params(arch, 2) == 2 * 2 * (16 + 12 + 12 + 16 + 24 + 24 + 24)
+
+
+def test_config_json_of_gpt2_and_llama():
+    gpt2 = architecture_from_config({"model_type": "gpt2", "vocab_size": 50257, "n_embd": 768, "n_layer": 12,
+                                     "n_head": 12, "n_inner": None})
+    assert (gpt2.intermediate_size, gpt2.mlp_gated, gpt2.num_kv_heads) == (3072, False, 12)
+    assert gpt2.linear_params + gpt2.embedding_params == pytest.approx(124e6, rel=0.01)  # GPT-2 small, tied
+
+
+def test_a100_profile_fits_on_40gb_and_a_full_bf16_finetune_does_not():
+    qlora = plan_memory(load_profile("a100-8b"), LLAMA_3_8B, gpu_gib=40)
+    rows = {what: gib for _, what, gib, _ in qlora.rows}
+    assert 3.0 < rows["weights (linear layers)"] < 3.7  # 6.98 B params at ~4.13 bits
+    assert rows["reference model"] == 0.0 and qlora.fits
+    full = plan_memory(load_profile("a100-8b", ["model.quantization=null", "model.lora=null"]), LLAMA_3_8B, 40)
+    assert not full.fits and full.total_gib > 8e9 * (2 + 2 + 8 + 2) / GIB
+
+
+def test_peak_is_static_memory_plus_the_largest_phase():
+    plan = plan_memory(load_profile("a100-8b"), LLAMA_3_8B)
+    phases = {p: plan.phase_gib(p) for p in ("generate", "score", "update")}
+    assert plan.total_gib == pytest.approx(plan.phase_gib("all") + max(phases.values()))
+
+
+def test_plan_command():
+    ok = CliRunner().invoke(app, ["plan", "-p", "a100-8b"])
+    assert ok.exit_code == 0 and "fits" in ok.output
+    too_small = CliRunner().invoke(app, ["plan", "-p", "a100-8b", "--gpu-memory", "8"])
+    assert too_small.exit_code == 1 and "does not fit" in too_small.output
+    tiny = CliRunner().invoke(app, ["plan", "-p", "tiny-gpt2"])
+    assert tiny.exit_code == 0
