@@ -1,6 +1,6 @@
 """Shared by the reward tests and benchmarks: tiny models built offline, and sample (bad) rewards.
 
-Import it after putting ``tests/`` on ``sys.path`` (the reward conftest and the property module do).
+``tests/`` is on the test path (pyproject's ``pythonpath``), so ``import helpers_rewards`` works anywhere.
 """
 
 from __future__ import annotations
@@ -95,3 +95,22 @@ def mean_word_length(prompts, completions, **kwargs):
 
 def scaled_length(prompts, completions, scale=1.0, **kwargs):
     return [scale * len(c) for c in completions]
+
+
+def make_bert_classifier(folder: Path, num_labels: int = 2) -> Path:
+    """A tiny random BERT classifier with a WordPiece tokenizer that, like distilbert's, has no EOS token."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    from rlhf.data.corpus import review_sentences
+
+    wordpiece = BertWordPieceTokenizer(lowercase=False)
+    wordpiece.train_from_iterator(review_sentences(500), vocab_size=300)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, cls_token="[CLS]", sep_token="[SEP]",
+                                        pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]")
+    assert tokenizer.eos_token is None
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -46,7 +46,7 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None) -> R
     ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``.
     """
     with quiet_progress(console is None):
-        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right")
+        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=cfg.kind == "pairwise")
         num_labels = 1 if cfg.kind == "pairwise" else cfg.num_labels
         model = _load_model(cfg, tokenizer, num_labels=num_labels, seed=seed)
         if cfg.lora is not None:
@@ -140,8 +140,12 @@ def _training_args(args_class, cfg: RewardModelConfig, seed: int, console, **ext
 
 
 def encode(tokenizer, texts: list[str], max_length: int, **kwargs):
-    """Tokenize with EOS appended, then truncate (as TRL's ``RewardTrainer`` and the classifier reward do)."""
-    return tokenizer([t + tokenizer.eos_token for t in texts], truncation=True, max_length=max_length, **kwargs)
+    """Tokenize with EOS appended, then truncate (as TRL's ``RewardTrainer`` and the classifier reward do).
+
+    Encoders without an EOS token (BERT: ``[CLS] ... [SEP]``) are tokenized as they are.
+    """
+    eos = tokenizer.eos_token or ""
+    return tokenizer([t + eos for t in texts], truncation=True, max_length=max_length, **kwargs)
 
 
 @torch.no_grad()

@@ -64,10 +64,11 @@ def builtin_tokenizer_dir(vocab_size: int = 1024) -> Path:
     return target
 
 
-def load_tokenizer(name_or_path: str, *, padding_side: str = "left"):
-    """A tokenizer by name: ``builtin-bpe``, a hub name or a local folder; EOS and PAD always set.
+def load_tokenizer(name_or_path: str, *, padding_side: str = "left", require_eos: bool = True):
+    """A tokenizer by name: ``builtin-bpe``, a hub name or a local folder, with a PAD token set.
 
-    Left padding is the default because batched generation needs prompts right-aligned.
+    Left padding is the default because batched generation needs prompts right-aligned. Generating
+    models need an EOS token (``require_eos``); encoders such as BERT classifiers may have none.
     """
     from transformers import AutoTokenizer
 
@@ -79,9 +80,11 @@ def load_tokenizer(name_or_path: str, *, padding_side: str = "left"):
             f"could not load tokenizer {name_or_path!r}: {exc}. Use 'builtin-bpe', a local folder with "
             "tokenizer files, or a hub name (needs network access)."
         ) from exc
-    if tokenizer.eos_token is None:
+    if tokenizer.eos_token is None and require_eos:
         raise ValueError(f"tokenizer {name_or_path!r} has no eos_token; set one in its tokenizer_config.json")
     if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"tokenizer {name_or_path!r} has neither a pad_token nor an eos_token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
     return tokenizer

@@ -1,9 +1,8 @@
 """The generic reward properties hold for every shipped reward, shaping and the composite; shaping laws."""
 
 import math
-import sys
-from pathlib import Path
 
+import helpers_rewards
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +19,6 @@ from rlhf.rewards import (
 )
 from rlhf.testing import assert_reward_properties, batches
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers_rewards
-import helpers_rewards  # noqa: E402
 
 MAX_EXAMPLES = 25
 SLOW_MAX_EXAMPLES = 10  # llm_judge generates, toxicity costs ~12 ms a call: keep the suite fast on 2 cores

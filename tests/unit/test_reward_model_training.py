@@ -107,3 +107,14 @@ def test_pairwise_accuracy_over_all_pairs_equals_brute_force():
     brute = (chosen[:, None] > rejected[None, :]).float().mean().item()
     assert pairwise_accuracy(chosen, rejected, paired=False) == pytest.approx(brute)
     assert pairwise_accuracy(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0]), paired=True) == 0.5
+
+
+def test_classifier_on_a_bert_encoder_without_eos(tmp_path):
+    import helpers_rewards
+
+    bert = helpers_rewards.make_bert_classifier(tmp_path / "bert")
+    cfg = RewardModelConfig(kind="classifier", name_or_path=str(bert), tokenizer=str(bert), epochs=2.0,
+                            batch_size=32, output_dir=str(tmp_path / "reward-model"))
+    result = train_reward_model(cfg)
+    assert result.metrics["accuracy"] >= 0.9
+    assert AutoModelForSequenceClassification.from_pretrained(result.output_dir).config.model_type == "bert"

@@ -85,7 +85,7 @@ class Classifier(BuiltinReward):
 
     def score(self, prompts: list[str], completions: list[str]) -> list[float | None]:
         texts = completions if self.input == "completion" else [p + c for p, c in zip(prompts, completions)]
-        if self.append_eos:
+        if self.append_eos and self._tokenizer.eos_token is not None:  # BERT-style tokenizers add [SEP] instead
             texts = [text + self._tokenizer.eos_token for text in texts]
         scores: list[float | None] = []
         for start in range(0, len(texts), self.batch_size):
@@ -102,7 +102,8 @@ class Classifier(BuiltinReward):
             attention_mask = torch.zeros(len(texts), 1, dtype=torch.long)
         # A text with no tokens is scored as a lone EOS, so its score does not depend on its batch-mates.
         empty = attention_mask.sum(dim=1) == 0  # (B,)
-        input_ids[empty, 0] = self._tokenizer.eos_token_id
+        input_ids[empty, 0] = self._tokenizer.eos_token_id if self._tokenizer.eos_token_id is not None \
+            else self._tokenizer.pad_token_id
         attention_mask[empty, 0] = 1
         device = self._model.device
         batch = {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}

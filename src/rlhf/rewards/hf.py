@@ -58,7 +58,8 @@ def load_model(kind: str, path: str, tokenizer_path: str, *, padding_side: str, 
         raise ValueError(f"option 'model'={path!r}: could not load a {kind} model: {exc}. Give a local folder "
                          "saved with save_pretrained, or a hub name (needs network access)") from exc
     try:
-        tokenizer = load_tokenizer(tokenizer_path, padding_side=padding_side)
+        tokenizer = load_tokenizer(tokenizer_path, padding_side=padding_side,
+                                   require_eos=kind != "sequence-classification")
     except ValueError as exc:
         raise ValueError(f"option 'tokenizer'={tokenizer_path!r}: {exc}") from exc
     tokenizer.truncation_side = truncation_side

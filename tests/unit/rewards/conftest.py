@@ -1,13 +1,8 @@
 """Session fixtures for the reward tests: tiny models built once, offline."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/, for helpers_rewards
-
-import helpers_rewards  # noqa: E402
+import helpers_rewards
 
 
 @pytest.fixture(scope="session")
