@@ -204,16 +204,19 @@ def load_causal_lm(path: str | Path, cfg: ModelConfig, device: torch.device | No
     return model
 
 
-def _apply_lora(model: nn.Module, cfg: ModelConfig) -> nn.Module:
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
+    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    if cfg.quantization is not None:
+    if cfg.quantization is not None:  # fp32 norms, input grads and checkpointing for k-bit training
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     elif cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # LoRA on frozen embeddings: checkpointed blocks need grad inputs
+    if adapter_dir is not None:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
     lora = cfg.lora
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                         target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
@@ -238,24 +241,15 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     model = load_causal_lm(source, cfg, device)
     model.config.use_cache = False
     if cfg.gradient_checkpointing and cfg.quantization is None:
-        # transformers 5 renamed it; keep the old name for older releases
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ref_model = None
     if cfg.lora is not None:
-        if adapter_dir is not None:
-            from peft import PeftModel, prepare_model_for_kbit_training
-
-            if cfg.quantization is not None:
-                model = prepare_model_for_kbit_training(
-                    model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-                    gradient_checkpointing_kwargs={"use_reentrant": False})
-            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
-        else:
-            model = _apply_lora(model, cfg)
+        model = _add_adapters(model, cfg, adapter_dir)
     else:
-        reference_source = model_source(cfg, seed)
-        ref_model = load_causal_lm(reference_source, cfg, device).eval().requires_grad_(False)
+        ref_model = load_causal_lm(model_source(cfg, seed), cfg, device).eval().requires_grad_(False)
     value_head = None
     if with_value_head:
         value_head = ValueHead(model.config.hidden_size if hasattr(model.config, "hidden_size")

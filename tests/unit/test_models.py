@@ -28,10 +28,14 @@ def trainable_names(policy):
     return {name for name, p in policy.named_parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize("profile_name", ["tiny-gpt2", "tiny-llama-4bit"])
-def test_policy_generates_and_only_trainable_parameters_get_gradients(profile_name, tokenizer, batch):
+LORA_GPT2 = ["model.lora={r: 4, alpha: 8}", "model.gradient_checkpointing=true"]
+
+
+@pytest.mark.parametrize(("profile_name", "overrides"), [("tiny-gpt2", []), ("tiny-gpt2", LORA_GPT2),
+                                                         ("tiny-llama-4bit", [])])
+def test_policy_generates_and_only_trainable_parameters_get_gradients(profile_name, overrides, tokenizer, batch):
     torch.manual_seed(0)
-    cfg = load_profile(profile_name).model
+    cfg = load_profile(profile_name, overrides).model
     policy = build_policy(cfg, with_value_head=True)
     out = policy.model.generate(**batch, max_new_tokens=5, do_sample=True, pad_token_id=tokenizer.pad_token_id)
     assert out.shape == (2, batch.input_ids.shape[1] + 5)
@@ -43,11 +47,15 @@ def test_policy_generates_and_only_trainable_parameters_get_gradients(profile_na
     assert any("value_head" in name for name in with_grad)
     if cfg.lora is not None:
         assert all("lora_" in name or "value_head" in name for name in with_grad)
+        assert policy.uses_lora
+    if cfg.quantization is not None:
         linear = policy.model.base_model.model.model.layers[0].self_attn.q_proj.base_layer
         assert isinstance(linear, bnb.nn.Linear4bit)
-        assert policy.uses_lora
-    else:
+    if cfg.lora is None:
         assert len(with_grad) == len(list(policy.parameters()))
+    if cfg.gradient_checkpointing:
+        base = policy.model.get_base_model()
+        assert getattr(base, "is_activation_checkpointing", None) or base.is_gradient_checkpointing
 
 
 @pytest.mark.parametrize("profile_name", ["tiny-gpt2", "tiny-llama-4bit"])
