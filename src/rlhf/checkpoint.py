@@ -8,6 +8,7 @@ temporary folder and renamed, so a crash mid-write never leaves a half checkpoin
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
 import shutil
@@ -73,5 +74,5 @@ def save_checkpoint(run_dir: Path, step: int, policy, tokenizer, state: dict, ke
 def load_trainer_state(checkpoint: Path) -> dict:
     try:
         return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
         raise ValueError(f"cannot read checkpoint {checkpoint}: {exc}") from exc
