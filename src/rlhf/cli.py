@@ -163,6 +163,7 @@ def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> Non
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run folder made by `rlhf run`")],
     samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model")] = 32,
+    best_of: Annotated[int, typer.Option(min=1, help="also show the base model's best of N samples")] = 1,
 ) -> None:
     """Base vs tuned: complete the same prompts with both models and compare their rewards."""
     _quiet_libraries()
@@ -170,7 +171,7 @@ def evaluate(
 
     if not (run_dir / "profile.yaml").exists() or not (run_dir / "final").exists():
         raise UserError(f"{run_dir}: not a finished run folder (needs profile.yaml and final/)")
-    evaluate_run(load_profile(run_dir / "profile.yaml"), run_dir, samples, console)
+    evaluate_run(load_profile(run_dir / "profile.yaml"), run_dir, samples, console, best_of)
     console.print(f"side-by-side table: {run_dir / 'meta_data' / 'evaluation.csv'}", soft_wrap=True)
 
 

@@ -214,6 +214,7 @@ class TrainerConfig(_Section):
     )
     output_dir: str = Field("outputs", description="parent folder of run folders")
     eval_samples: int = Field(0, ge=0, description="prompts for the base-vs-tuned comparison at the end (0: off)")
+    eval_best_of: int = Field(1, ge=1, description="also compare with the base model's best of N samples")
     nonfinite_rewards: Literal["error", "drop"] = Field(
         "error", description="a NaN/inf reward stops the run, or drops the sample and is counted"
     )

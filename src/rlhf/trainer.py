@@ -285,13 +285,13 @@ class Trainer:
         self.tracker.close()
         result = self._save_final(merge, metrics)
         if t.eval_samples and self.is_main:
-            result.comparison = self.evaluate(t.eval_samples)
+            result.comparison = self.evaluate(t.eval_samples, t.eval_best_of)
         return result
 
-    def evaluate(self, samples: int) -> Comparison:
+    def evaluate(self, samples: int, best_of: int = 1) -> Comparison:
         """Base vs tuned on ``samples`` seeded prompts, saved to ``meta_data/`` and printed."""
         return evaluate_and_report(self.policy, self.tokenizer, self.reward, self.prompts, self.profile, samples,
-                                   self.run_dir, self.console)
+                                   self.run_dir, self.console, best_of)
 
     def checkpoint(self) -> None:
         state = {
