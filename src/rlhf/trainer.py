@@ -155,34 +155,43 @@ class Trainer:
         return advantages, returns, kl.sum(-1)  # (N, R), (N, R) | None, (N,)
 
     def update(self, batch: RolloutBatch, advantages: torch.Tensor, returns: torch.Tensor | None) -> dict:
+        """``epochs`` passes of shuffled minibatches; ``grad_accum`` minibatches per optimiser step."""
         algo, accum = self.profile.algo, self.profile.trainer.grad_accum
         kl_in_loss = not self.estimator.kl_in_reward and self.kl_ctl.value > 0
-        n = len(batch.prompts)
+        n, size = len(batch.prompts), algo.mini_batch_size
         stats: dict[str, list[torch.Tensor]] = {}
         self.model.train()
         for _ in range(algo.epochs):
             order = torch.randperm(n)
-            minibatches = [order[i:i + algo.mini_batch_size] for i in range(0, n, algo.mini_batch_size)]
-            for i, index in enumerate(minibatches):
-                last_of_group = (i + 1) % accum == 0 or i + 1 == len(minibatches)
-                sync = nullcontext() if last_of_group else self.accelerator.no_sync(self.model)
-                with sync, self.accelerator.autocast():
-                    mb = batch.select(index)
-                    loss, mb_stats = self._minibatch_loss(mb, advantages[index],
-                                                          returns[index] if returns is not None else None,
-                                                          kl_in_loss)
-                    self.accelerator.backward(loss / accum)
-                for key, value in mb_stats.items():
-                    stats.setdefault(key, []).append(value)
-                if last_of_group:
-                    if self.profile.trainer.max_grad_norm is not None:
-                        norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
-                                                                self.profile.trainer.max_grad_norm)
-                        stats.setdefault("policy/grad_norm", []).append(torch.as_tensor(norm).detach().float())
-                    self.optimizer.step()
-                    self.scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+            minibatches = [order[i:i + size] for i in range(0, n, size)]
+            for group in (minibatches[i:i + accum] for i in range(0, len(minibatches), accum)):
+                self._accumulate(batch, group, advantages, returns, kl_in_loss, stats)
+                if self.profile.trainer.max_grad_norm is not None:
+                    norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
+                                                            self.profile.trainer.max_grad_norm)
+                    stats.setdefault("policy/grad_norm", []).append(torch.as_tensor(norm).detach().float())
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
         return {key: torch.stack(values).mean() for key, values in stats.items()}
+
+    def _accumulate(self, batch: RolloutBatch, group: list[torch.Tensor], advantages, returns, kl_in_loss: bool,
+                    stats: dict[str, list[torch.Tensor]]) -> None:
+        """Backward over the minibatches of one optimiser step, each weighted by its share of the tokens.
+
+        Token-mean losses weighted by token share make ``grad_accum`` a pure memory knob: 2 x 4 sequences
+        give the gradient of 1 x 8 (a plain 1/accum would weight short minibatches' tokens more).
+        """
+        tokens = [batch.response_mask[index].sum() for index in group]
+        total = torch.stack(tokens).sum().clamp(min=1.0)
+        for j, index in enumerate(group):
+            sync = nullcontext() if j + 1 == len(group) else self.accelerator.no_sync(self.model)
+            with sync, self.accelerator.autocast():
+                loss, mb_stats = self._minibatch_loss(batch.select(index), advantages[index],
+                                                      returns[index] if returns is not None else None, kl_in_loss)
+                self.accelerator.backward(loss * (tokens[j] / total))
+            for key, value in mb_stats.items():
+                stats.setdefault(key, []).append(value)
 
     def _minibatch_loss(self, mb: RolloutBatch, advantages, returns, kl_in_loss: bool):
         algo, mask = self.profile.algo, mb.response_mask

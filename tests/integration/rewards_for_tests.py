@@ -25,3 +25,8 @@ def wrong_length(prompts, completions, **kwargs):
 def depends_on_batch_order(prompts, completions, **kwargs):
     """Broken on purpose: the score of a sample depends on its position in the batch."""
     return [float(i) for i in range(len(completions))]
+
+
+def nan_for_first_three(prompts, completions, **kwargs):
+    """Three non-finite scores per batch: with `nonfinite_rewards: drop` their tokens leave the update."""
+    return [math.nan] * 3 + letter_e_fraction(prompts, completions[3:])
