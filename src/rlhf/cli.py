@@ -106,9 +106,7 @@ def run(
             raise UserError(f"--resume {resume}: no profile.yaml there; is it a run folder?")
         loaded = load_profile(resume / "profile.yaml", overrides or [])
     else:
-        from rlhf.pretrain import with_pretrained_policy
-
-        loaded = with_pretrained_policy(load_profile(profile, overrides or []), console)
+        loaded = load_profile(profile, overrides or [])
     try:
         result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console)
     except TrainingInterrupted as exc:

@@ -8,6 +8,7 @@ are averaged by DDP, the main process writes logs and checkpoints.
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from contextlib import contextmanager, nullcontext
@@ -20,6 +21,7 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import gather_object, set_seed
 from rich.console import Console
+from transformers import get_scheduler
 
 from rlhf.algos import (
     ADVANTAGE_ESTIMATORS, AdvantageInputs, approx_kl, entropy_from_logits, kl_estimate, make_kl_controller,
@@ -32,6 +34,7 @@ from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.evaluate import Comparison, evaluate_and_report
 from rlhf.models import build_policy, merge_lora
+from rlhf.pretrain import with_pretrained_policy
 from rlhf.rewards import load_rewards
 from rlhf.rollout import RolloutBatch, generate_rollouts, response_logprobs
 from rlhf.tokenizer import load_tokenizer
@@ -100,8 +103,6 @@ class Trainer:
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
         t = profile.trainer
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
-        from transformers import get_scheduler
-
         self.scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                                        num_training_steps=t.steps * self.optimizer_steps_per_step)
         self.model, self.optimizer = self.accelerator.prepare(policy, optimizer)
@@ -117,8 +118,8 @@ class Trainer:
     @property
     def optimizer_steps_per_step(self) -> int:
         a = self.profile.algo
-        n = self.profile.rollout.completions_per_step
-        return a.epochs * max(1, n // (a.mini_batch_size * self.profile.trainer.grad_accum))
+        minibatches = math.ceil(self.profile.rollout.completions_per_step / a.mini_batch_size)
+        return a.epochs * math.ceil(minibatches / self.profile.trainer.grad_accum)
 
     # -------------------------------------------------------------------------------------- phases
 
@@ -362,7 +363,12 @@ class Trainer:
 
 def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: str | Path | None = None,
         merge: bool = False, console: Console | None = None) -> RunResult:
-    """Train a profile in a new run folder, or continue the run in ``resume_dir``."""
+    """Train a profile in a new run folder, or continue the run in ``resume_dir``.
+
+    A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
+    """
+    if resume_dir is None:
+        profile = with_pretrained_policy(profile, console)
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
     trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
     try:
