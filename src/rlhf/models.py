@@ -5,12 +5,11 @@ A tiny ``random_init`` model is built from a config, saved to the cache folder a
 ``prepare_model_for_kbit_training``, peft LoRA and gradient checkpointing.
 
 With LoRA the reference model is the policy with its adapters disabled (no second copy in memory);
-without LoRA it is a frozen copy. :meth:`Policy.ref_logprobs` hides which.
+without LoRA it is a frozen copy. :meth:`Policy.reference_logits` hides which.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterator

@@ -56,10 +56,18 @@ def response_logprobs(policy, input_ids: torch.Tensor, attention_mask: torch.Ten
     tokens were sampled from. Returns ``(logprobs (B, R), values (B, R) | None, logits (B, R, V))``.
     """
     out = policy(input_ids, attention_mask, logits_to_keep=response_length + 1, with_values=with_values)
-    logits = out.logits[:, :-1].float() / temperature  # (B, R, V): position t predicts token t + 1
-    logprobs = logprobs_from_logits(logits, input_ids[:, -response_length:])  # (B, R)
+    logprobs, logits = _tempered_logprobs(out.logits, input_ids[:, -response_length:], temperature)
     values = out.values[:, :-1] if out.values is not None else None  # (B, R): value of the state before each token
     return logprobs, values, logits
+
+
+def _tempered_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float):
+    """Log-probs of ``tokens`` (B, R) from the logits of the R + 1 positions before them, at ``temperature``.
+
+    Policy and reference both go through here, so their log-probs always use the same temperature.
+    """
+    logits = logits[:, :-1].float() / temperature  # (B, R, V): position t predicts token t + 1
+    return logprobs_from_logits(logits, tokens), logits
 
 
 def _mask_after_eos(response: torch.Tensor, eos_token_id: int, pad_token_id: int):
@@ -118,7 +126,7 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
         lp, v, _ = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
                                      cfg.temperature, with_values)
         ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
-        ref_lp = logprobs_from_logits(ref_logits[:, :-1].float() / cfg.temperature, response[part])
+        ref_lp, _ = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
         logprobs.append(lp)
         ref_logprobs.append(ref_lp)
         values.append(v)

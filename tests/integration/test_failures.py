@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from rlhf.checkpoint import POLICY_DIR, latest_checkpoint
