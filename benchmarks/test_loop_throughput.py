@@ -6,7 +6,7 @@ Run: python -m pytest benchmarks/test_loop_throughput.py --benchmark-enable
 import pytest
 
 from rlhf.config import load_profile
-from rlhf.trainer import Trainer
+from rlhf.rl.trainer import Trainer
 
 
 @pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-llama-4bit"])

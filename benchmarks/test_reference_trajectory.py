@@ -15,7 +15,7 @@ import torch
 
 from rlhf.config import load_profile
 from rlhf.tracking import read_csv
-from rlhf.trainer import run
+from rlhf.rl.trainer import run
 
 REFERENCE = Path(__file__).parent / "reference"
 KEYS = ["objective/scores", "objective/kl", "loss/policy_avg"]

@@ -28,7 +28,7 @@ def tiny_model_dirs(tmp_path_factory) -> dict[str, str]:
 def _build(root: Path) -> dict[str, str]:
     from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
-    from rlhf.tokenizer import load_tokenizer
+    from rlhf.models.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer("builtin-bpe")
     torch.manual_seed(0)

@@ -99,7 +99,7 @@ def run(
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
     _quiet_libraries()
-    from rlhf.trainer import TrainingInterrupted, run as run_training
+    from rlhf.rl.trainer import TrainingInterrupted, run as run_training
 
     if resume is not None:
         if not (resume / "profile.yaml").exists():
@@ -129,7 +129,7 @@ def run(
 def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
     """Stage 1: train a reward model (pairwise Bradley-Terry or classifier) from the `reward_model:` section."""
     _quiet_libraries()
-    from rlhf.reward_model import train_reward_model
+    from rlhf.stages.reward_model import train_reward_model
 
     loaded = load_profile(profile, overrides or [])
     if loaded.reward_model is None:
@@ -144,8 +144,8 @@ def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) ->
 def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
     """Causal-LM pretraining / SFT of the profile's model on the `pretrain:` section's corpus."""
     _quiet_libraries()
-    from rlhf.pretrain import pretrain as run_pretraining
-    from rlhf.pretrain import summary
+    from rlhf.stages.pretrain import pretrain as run_pretraining
+    from rlhf.stages.pretrain import summary
 
     loaded = load_profile(profile, overrides or [])
     if loaded.pretrain is None:
@@ -165,7 +165,7 @@ def evaluate(
 ) -> None:
     """Base vs tuned: complete the same prompts with both models and compare their rewards."""
     _quiet_libraries()
-    from rlhf.evaluate import evaluate_run
+    from rlhf.eval.compare import evaluate_run
 
     if not (run_dir / "profile.yaml").exists() or not (run_dir / "final").exists():
         raise UserError(f"{run_dir}: not a finished run folder (needs profile.yaml and final/)")

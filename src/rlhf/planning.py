@@ -83,8 +83,8 @@ def resolve_architecture(profile: Profile) -> Architecture:
     """The policy's architecture: known hub models, a local folder's config.json, or the random-init spec."""
     model = profile.model
     if model.random_init is not None:
-        from rlhf.models import _architecture_config
-        from rlhf.tokenizer import load_tokenizer
+        from rlhf.models.factory import _architecture_config
+        from rlhf.models.tokenizer import load_tokenizer
 
         config = _architecture_config(model.random_init, load_tokenizer(model.tokenizer), "causal-lm", 2)
         return architecture_from_config(config.to_dict())

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from rlhf.config import load_profile
-from rlhf.trainer import Trainer
+from rlhf.rl.trainer import Trainer
 
 out = Path(sys.argv[1])
 profile = load_profile("tiny-gpt2", ["trainer.steps=2", "trainer.checkpoint_every=1", "trainer.log_with=[csv]",

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from rlhf.cli import app
 from rlhf.config import load_profile
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.tokenizer import load_tokenizer
 
 LLAMA3_STYLE_TEMPLATE = (
     "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from helpers import stats
 
-from rlhf.checkpoint import latest_checkpoint
+from rlhf.rl.checkpoint import latest_checkpoint
 
 HERE = Path(__file__).parent
 

@@ -8,7 +8,7 @@ from rewards_for_tests import letter_e_fraction
 from typer.testing import CliRunner
 
 from rlhf.cli import app
-from rlhf.evaluate import best_of_n
+from rlhf.eval.compare import best_of_n
 
 runner = CliRunner()
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from rlhf.checkpoint import POLICY_DIR, latest_checkpoint
+from rlhf.rl.checkpoint import POLICY_DIR, latest_checkpoint
 from rlhf.cli import app
 from rlhf.config import load_profile
-from rlhf.models import build_policy
+from rlhf.models.factory import build_policy
 
 HERE = Path(__file__).parent
 runner = CliRunner()

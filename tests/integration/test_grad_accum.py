@@ -3,7 +3,7 @@
 import torch
 
 from rlhf.config import load_profile
-from rlhf.trainer import Trainer
+from rlhf.rl.trainer import Trainer
 
 
 def test_accumulating_two_halves_equals_one_full_minibatch(tmp_path):

@@ -7,8 +7,8 @@ import torch
 from helpers import column, first_last_mean, stats
 
 from rlhf.config import load_profile
-from rlhf.models import build_policy
-from rlhf.trainer import run
+from rlhf.models.factory import build_policy
+from rlhf.rl.trainer import run
 
 COMMON = ["rewards=[{name: 'rewards_for_tests:letter_e_fraction'}]", "trainer.learning_rate=2e-3",
           "trainer.checkpoint_every=1000", "trainer.sample_every=1000", "trainer.log_with=[csv]",

@@ -5,9 +5,9 @@ import shutil
 import pytest
 from helpers import stats
 
-from rlhf.checkpoint import list_checkpoints
+from rlhf.rl.checkpoint import list_checkpoints
 from rlhf.config import load_profile
-from rlhf.trainer import run
+from rlhf.rl.trainer import run
 
 COMPARED = ["objective/scores", "objective/kl", "objective/rlhf_reward", "loss/policy_avg",
             "policy/approxkl_avg", "policy/entropy_avg", "kl_coef"]

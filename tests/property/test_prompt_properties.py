@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rlhf.data import PromptSampler, combine_sources, count_tokens, filter_short, truncate_queries
 from rlhf.data.prompts import truncate_query_ids
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer("builtin-bpe")
 FAST = settings(max_examples=50, deadline=None)

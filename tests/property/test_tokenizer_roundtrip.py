@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer("builtin-bpe")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from rlhf.data.sources import load_records, parse_source
 
-if TYPE_CHECKING:  # rlhf.tokenizer imports rlhf.data; keep this package free of the config import
+if TYPE_CHECKING:  # rlhf.models.tokenizer imports rlhf.data; keep this package free of the config import
     from rlhf.config import DataConfig
 
 TEXT_COLUMNS = ("prompt", "query", "text")
@@ -112,7 +112,7 @@ def truncate_query_ids(texts: Sequence[str], tokenizer, lo: int, hi: int, rng: r
 def truncate_queries(texts: Sequence[str], tokenizer, lo: int, hi: int, rng: random.Random) -> list[str]:
     """Each text cut to its first k ~ U{lo..hi} tokens and decoded (``skip_special_tokens=True``).
 
-    >>> from rlhf.tokenizer import load_tokenizer
+    >>> from rlhf.models.tokenizer import load_tokenizer
     >>> tokenizer = load_tokenizer("builtin-bpe")
     >>> truncate_queries(["This movie is great"], tokenizer, 3, 3, random.Random(0))
     ['This movie is']

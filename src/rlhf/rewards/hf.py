@@ -45,7 +45,7 @@ def load_model(kind: str, path: str, tokenizer_path: str, *, padding_side: str, 
         return _LOADED[key][1:]
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from rlhf.tokenizer import load_tokenizer
+    from rlhf.models.tokenizer import load_tokenizer
 
     local = Path(path).expanduser()
     if not local.exists() and _looks_local(path):

@@ -69,7 +69,7 @@ class LLMJudge(BuiltinReward):
 
     >>> import tempfile, torch
     >>> from transformers import GPT2Config, GPT2LMHeadModel
-    >>> from rlhf.tokenizer import load_tokenizer
+    >>> from rlhf.models.tokenizer import load_tokenizer
     >>> tokenizer, folder = load_tokenizer("builtin-bpe"), tempfile.mkdtemp()
     >>> _ = torch.manual_seed(0)
     >>> config = GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=256, vocab_size=len(tokenizer),

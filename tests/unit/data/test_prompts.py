@@ -19,7 +19,7 @@ from rlhf.data import (
     prompt_texts,
     truncate_queries,
 )
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.tokenizer import load_tokenizer
 
 # Llama-3-Instruct's template shape, with its header tokens as plain text.
 LLAMA3_TEMPLATE = (

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from rlhf.rewards import LLMJudge, load_reward, load_rewards, parse_score
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.tokenizer import load_tokenizer
 
 TEXTS = ["You have a lovely smile.", "", "Terrible. " * 100, "Ünïcödé ✓"]
 

@@ -10,8 +10,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rlhf.config import RandomInit, RewardModelConfig
 from rlhf.data.corpus import labelled_review_sentences
-from rlhf.models import materialize_random_model
-from rlhf.reward_model import EVAL_FILE, pairwise_accuracy, train_reward_model
+from rlhf.models.factory import materialize_random_model
+from rlhf.stages.reward_model import EVAL_FILE, pairwise_accuracy, train_reward_model
 from rlhf.rewards.classifier import Classifier
 
 TINY_GPT2 = RandomInit(arch="gpt2", n_layer=2, n_head=4, n_embd=64, n_positions=128)

@@ -1,6 +1,6 @@
 from transformers import AutoTokenizer
 
-from rlhf.tokenizer import EOS_TOKEN, PAD_TOKEN, builtin_tokenizer_dir, load_tokenizer, train_builtin_tokenizer
+from rlhf.models.tokenizer import EOS_TOKEN, PAD_TOKEN, builtin_tokenizer_dir, load_tokenizer, train_builtin_tokenizer
 
 
 def test_training_is_deterministic():

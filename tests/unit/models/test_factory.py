@@ -5,8 +5,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from rlhf.algos import logprobs_from_logits
 from rlhf.config import ModelConfig, load_profile
-from rlhf.models import VALUE_HEAD_FILE, build_policy
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.factory import build_policy
+from rlhf.models.policy import VALUE_HEAD_FILE
+from rlhf.models.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")

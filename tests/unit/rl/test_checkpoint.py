@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from rlhf.checkpoint import (
+from rlhf.rl.checkpoint import (
     STATE_FILE, checkpoint_dir, latest_checkpoint, list_checkpoints, load_trainer_state, rng_state, save_checkpoint,
     set_rng_state,
 )

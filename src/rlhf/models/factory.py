@@ -1,4 +1,4 @@
-"""The model factory: tokenizer, policy (+ value head) and reference from a profile, for every profile.
+"""The model factory: policy (+ value head) and reference from a profile, for every profile.
 
 A tiny ``random_init`` model is built from a config, saved to the cache folder and loaded back through
 ``from_pretrained``, so tiny and hub models share one loading path: dtype, bitsandbytes 4/8-bit,
@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -23,9 +20,9 @@ from torch import nn
 
 from rlhf.config import ModelConfig, RandomInit
 from rlhf.fsutil import atomic_directory
-from rlhf.tokenizer import cache_dir, load_tokenizer
+from rlhf.models.policy import VALUE_HEAD_FILE, Policy, ValueHead
+from rlhf.models.tokenizer import cache_dir, load_tokenizer
 
-VALUE_HEAD_FILE = "value_head.safetensors"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 Task = Literal["causal-lm", "seq-cls"]
 
@@ -79,95 +76,6 @@ def materialize_random_model(spec: RandomInit, tokenizer_name: str, *, seed: int
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return target
-
-
-# ---------------------------------------------------------------------------------------- value head
-
-
-class ValueHead(nn.Module):
-    """PPO's critic: a scalar per token from the policy's last hidden state (kept in float32)."""
-
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.summary = nn.Linear(hidden_size, 1)
-        nn.init.normal_(self.summary.weight, std=1.0 / (hidden_size + 1) ** 0.5)
-        nn.init.zeros_(self.summary.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.summary(hidden.float()).squeeze(-1)  # (B, T)
-
-
-# -------------------------------------------------------------------------------------------- policy
-
-
-@dataclass
-class ForwardOutput:
-    logits: torch.Tensor  # (B, K, V): the last K positions' logits
-    values: torch.Tensor | None  # (B, K)
-
-
-class Policy(nn.Module):
-    """The trained network: causal LM (+ LoRA) + optional value head + a way to get reference outputs."""
-
-    def __init__(self, model: nn.Module, value_head: ValueHead | None, ref_model: nn.Module | None,
-                 uses_lora: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.value_head = value_head
-        self.uses_lora = uses_lora
-        # A frozen reference outside the module tree, so it is neither trained, saved nor wrapped by DDP.
-        self.__dict__["_ref_model"] = ref_model
-        self._captured: torch.Tensor | None = None
-        self.model.get_output_embeddings().register_forward_hook(self._capture_hidden)
-
-    def _capture_hidden(self, module, inputs, output) -> None:
-        # The lm_head's input is the final hidden state (already cut to `logits_to_keep` positions).
-        self._captured = inputs[0]
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0,
-                with_values: bool = True) -> ForwardOutput:
-        """Logits (and values) of the last ``logits_to_keep`` positions (0: all), left padding aware."""
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, T)
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         logits_to_keep=logits_to_keep, use_cache=False)
-        hidden, self._captured = self._captured, None
-        values = self.value_head(hidden) if with_values and self.value_head is not None else None
-        return ForwardOutput(out.logits, values)
-
-    @contextmanager
-    def as_reference(self) -> Iterator[nn.Module]:
-        """The reference network: the policy with adapters disabled (LoRA) or the frozen copy."""
-        if self.uses_lora:
-            with self.model.disable_adapter():
-                yield self.model
-        else:
-            yield self.__dict__["_ref_model"]
-
-    @torch.no_grad()
-    def reference_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                         logits_to_keep: int = 0) -> torch.Tensor:
-        """Logits of the reference model for the last ``logits_to_keep`` positions (0: all)."""
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        with self.as_reference() as network:
-            out = network(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          logits_to_keep=logits_to_keep, use_cache=False)
-        self._captured = None
-        return out.logits
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def save(self, folder: str | Path, tokenizer=None) -> None:
-        """``save_pretrained`` of the model (the adapter only, with LoRA), the value head and the tokenizer."""
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        self.model.save_pretrained(folder)
-        if self.value_head is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()},
-                      str(folder / VALUE_HEAD_FILE))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(folder)
 
 
 # --------------------------------------------------------------------------------------------- factory

@@ -13,7 +13,7 @@ import torch
 
 from rlhf.algos import logprobs_from_logits
 from rlhf.config import RolloutConfig
-from rlhf.models import Policy
+from rlhf.models.policy import Policy
 
 
 @dataclass

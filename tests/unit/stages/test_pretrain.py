@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from rlhf.config import ModelConfig, Profile
-from rlhf.models import build_policy
-from rlhf.pretrain import METRICS_FILE, pack_blocks, pretrain
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.factory import build_policy
+from rlhf.stages.pretrain import METRICS_FILE, pack_blocks, pretrain
+from rlhf.models.tokenizer import load_tokenizer
 
 TINY_GPT2 = {"arch": "gpt2", "n_layer": 2, "n_head": 4, "n_embd": 64, "n_positions": 128}
 

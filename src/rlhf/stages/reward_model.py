@@ -27,8 +27,8 @@ import torch
 
 from rlhf.config import Lora, RewardModelConfig
 from rlhf.data import check_columns, load_records
-from rlhf.models import materialize_random_model
-from rlhf.tokenizer import load_tokenizer
+from rlhf.models.factory import materialize_random_model
+from rlhf.models.tokenizer import load_tokenizer
 
 EVAL_FILE = "eval.json"
 

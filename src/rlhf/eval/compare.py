@@ -17,10 +17,11 @@ from rich.table import Table
 
 from rlhf.config import Profile, RolloutConfig
 from rlhf.data import PromptSampler, load_prompts
-from rlhf.models import Policy, build_policy
+from rlhf.models.factory import build_policy
+from rlhf.models.policy import Policy
 from rlhf.rewards import load_rewards
-from rlhf.tokenizer import load_tokenizer
-from rlhf.rollout import sample_responses
+from rlhf.models.tokenizer import load_tokenizer
+from rlhf.rl.rollout import sample_responses
 
 
 @dataclass

@@ -26,10 +26,10 @@ import torch
 
 from rlhf.config import PretrainConfig, Profile
 from rlhf.data import load_records, parse_source
-from rlhf.models import model_source
-from rlhf.reward_model import quiet_progress, quiet_trainer
+from rlhf.models.factory import model_source
+from rlhf.stages.reward_model import quiet_progress, quiet_trainer
 from rlhf.fsutil import atomic_directory
-from rlhf.tokenizer import cache_dir, load_tokenizer
+from rlhf.models.tokenizer import cache_dir, load_tokenizer
 
 METRICS_FILE = "pretrain_metrics.json"
 

@@ -27,17 +27,17 @@ from rlhf.algos import (
     ADVANTAGE_ESTIMATORS, AdvantageInputs, approx_kl, entropy_from_logits, kl_estimate, make_kl_controller,
     masked_mean, policy_loss, value_loss,
 )
-from rlhf.checkpoint import (
+from rlhf.rl.checkpoint import (
     POLICY_DIR, latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
 )
 from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
-from rlhf.evaluate import Comparison, evaluate_and_report
-from rlhf.models import build_policy, merge_lora
-from rlhf.pretrain import with_pretrained_policy
+from rlhf.eval.compare import Comparison, evaluate_and_report
+from rlhf.models.factory import build_policy, merge_lora
+from rlhf.stages.pretrain import with_pretrained_policy
 from rlhf.rewards import load_rewards
-from rlhf.rollout import RolloutBatch, generate_rollouts, response_logprobs
-from rlhf.tokenizer import load_tokenizer
+from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
+from rlhf.models.tokenizer import load_tokenizer
 from rlhf.tracking import Tracker
 from rlhf.progress import print_samples, step_progress
 

@@ -1,0 +1,1 @@
+"""After training: base vs tuned comparison (``compare``)."""

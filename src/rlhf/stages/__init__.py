@@ -1,0 +1,1 @@
+"""Training stages around RL: reward-model training (``reward_model``) and pretraining / SFT (``pretrain``)."""
