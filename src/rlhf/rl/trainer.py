@@ -29,8 +29,8 @@ from rlhf.algos import (
     masked_mean, policy_loss, value_loss,
 )
 from rlhf.rl.checkpoint import (
-    POLICY_DIR, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, rng_state, save_checkpoint,
-    set_rng_state,
+    POLICY_DIR, checkpoint_dir, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, rng_state,
+    save_checkpoint, set_rng_state,
 )
 from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
@@ -151,7 +151,9 @@ class Trainer:
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
         t = profile.trainer
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
-        self.scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
+        # transformers' "constant" ignores warm-up; "constant_with_warmup" is what a warm-up asks for.
+        schedule = "constant_with_warmup" if t.lr_scheduler == "constant" and t.warmup_steps else t.lr_scheduler
+        self.scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=t.warmup_steps,
                                        num_training_steps=t.steps * self.optimizer_steps_per_step)
         self.model, self.optimizer = self.accelerator.prepare(policy, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
@@ -162,6 +164,7 @@ class Trainer:
                                config=profile.model_dump(mode="json"), enabled=self.is_main)
         self.last_checkpoint_step = self.step
         self._stop_signal: int | None = None
+        self._weights_changed = False
 
     def _find_checkpoint(self) -> tuple[Path, dict]:
         """The newest intact checkpoint and its state; damaged newer ones are skipped with a warning."""
@@ -240,6 +243,7 @@ class Trainer:
                 self._check_finite(loss, norm)
                 stats.setdefault("policy/grad_norm", []).append(norm)
                 self.optimizer.step()
+                self._weights_changed = True
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
         if not self._weights_finite():
@@ -261,6 +265,17 @@ class Trainer:
         return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
 
     def _diverged(self, what: str) -> TrainingDiverged:
+        """The error to raise; sets aside the newest checkpoint if its own weights produced the NaN/inf.
+
+        Before this step's first optimizer step the weights are those of the last finished step: if they
+        were checkpointed, that checkpoint is finite but poisoned (any resume from it diverges at once), so
+        it is renamed ``diverged-step-N`` (kept, not deleted) and the one before it becomes the last good one.
+        """
+        last = latest_checkpoint(self.run_dir)
+        if not self._weights_changed and last is not None and last == checkpoint_dir(self.run_dir, self.step):
+            if self.is_main:
+                last.rename(last.with_name(f"diverged-{last.name}"))
+            self.accelerator.wait_for_everyone()
         t, m = self.profile.trainer, self.profile.model
         hints = []
         if t.learning_rate > 1e-2:
@@ -319,6 +334,7 @@ class Trainer:
 
     def train_step(self) -> tuple[dict[str, float], RolloutBatch, torch.Tensor]:
         timings: dict[str, float] = {}
+        self._weights_changed = False
         with self._timed("rollout", timings):
             batch = self.rollout()
         with self._timed("score", timings):
@@ -421,6 +437,7 @@ class Trainer:
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_learning_rate(self.profile.trainer.learning_rate)
         self.kl_ctl.load_state_dict(state["kl_controller"])
         self.sampler.load_state_dict(state["sampler"])
         rng = state["rng"]
@@ -428,6 +445,19 @@ class Trainer:
             raise ValueError(f"checkpoint was written by {len(rng)} processes; resume with the same number "
                              f"(got {self.accelerator.num_processes})")
         set_rng_state(rng[self.accelerator.process_index])
+
+    def _apply_learning_rate(self, lr: float) -> None:
+        """Use the profile's learning rate after a resume (the scheduler's saved state holds the old one).
+
+        Resuming a diverged run with a lower ``trainer.learning_rate`` is the usual fix; without this the
+        restored ``base_lrs`` would silently keep the old rate.
+        """
+        lambdas = getattr(self.scheduler, "lr_lambdas", None)
+        self.scheduler.base_lrs = [lr] * len(self.scheduler.base_lrs)
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["initial_lr"] = lr
+            group["lr"] = lr * lambdas[i](self.scheduler.last_epoch) if lambdas else lr
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _save_final(self, merge: bool, metrics: dict[str, float]) -> RunResult:
         final_dir, merged_dir = self.run_dir / "final", None
