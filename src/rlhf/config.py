@@ -236,6 +236,21 @@ class RewardSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class FSDPConfig(_Section):
+    """Options of ``trainer.strategy: fsdp`` (PyTorch FSDP2, ``fully_shard`` per transformer block)."""
+
+    param_dtype: Literal["bfloat16", "float16"] | None = Field(
+        None, description="FSDP mixed precision: all-gather and compute in this dtype, keep float32 shards and "
+                          "reduce gradients in float32 (null: off; not with 4/8-bit weights)")
+    cpu_offload: bool = Field(False, description="keep parameter shards, gradients and optimizer states in CPU "
+                                                 "memory; the optimizer step runs on the CPU")
+    reshard_after_forward: bool = Field(True, description="free each block's gathered weights after its forward "
+                                                          "(ZeRO-3); false keeps them until backward (ZeRO-2)")
+    gather_for_generation: bool = Field(
+        True, description="gather the whole policy once per rollout for generate (fast; needs the full model's "
+                          "memory); false: each block is gathered per forward, at every generated token")
+
+
 class TrainerConfig(_Section):
     """The optimisation loop, checkpoints and logging."""
 
@@ -247,6 +262,10 @@ class TrainerConfig(_Section):
     grad_accum: int = Field(1, ge=1, description="minibatches accumulated per optimiser step")
     max_grad_norm: float | None = Field(1.0, gt=0.0, description="gradient clipping norm (null: off)")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="accelerate mixed precision")
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="ddp: every process holds the whole model (accelerate); fsdp: parameters, gradients "
+                           "and optimizer states sharded across processes (FSDP2)")
+    fsdp: FSDPConfig | None = Field(None, description="options of strategy fsdp (defaults when null)")
     checkpoint_every: int = Field(100, ge=1, description="checkpoint every N steps (and at the end)")
     checkpoint_every_tokens: int | None = Field(
         None, ge=1, description="also checkpoint each time the generated tokens pass a multiple of N")
@@ -261,6 +280,17 @@ class TrainerConfig(_Section):
     nonfinite_rewards: Literal["error", "drop"] = Field(
         "error", description="a NaN/inf reward stops the run, or drops the sample and is counted"
     )
+
+    @model_validator(mode="after")
+    def _fsdp_options_need_fsdp(self) -> TrainerConfig:
+        if self.fsdp is not None and self.strategy != "fsdp":
+            raise ValueError(f"trainer.fsdp is set but trainer.strategy is {self.strategy!r}: set "
+                             "trainer.strategy: fsdp, or remove trainer.fsdp")
+        return self
+
+    @property
+    def fsdp_options(self) -> FSDPConfig:
+        return self.fsdp or FSDPConfig()
 
 
 class RewardModelConfig(_Section):
@@ -335,6 +365,12 @@ class Profile(_Section):
             raise ValueError(
                 f"algo.name={self.algo.name!r} compares completions of the same prompt: "
                 f"set rollout.num_generations >= 2 (got {self.rollout.num_generations})"
+            )
+        if self.trainer.fsdp_options.param_dtype and self.model.quantization is not None:
+            raise ValueError(
+                f"trainer.fsdp.param_dtype={self.trainer.fsdp_options.param_dtype} would cast the packed "
+                f"{self.model.quantization.bits}-bit weights: remove it and use trainer.mixed_precision (autocast) "
+                "with quantised models"
             )
         return self
 

@@ -81,24 +81,31 @@ def materialize_random_model(spec: RandomInit, tokenizer_name: str, *, seed: int
 # --------------------------------------------------------------------------------------------- factory
 
 
-def _quantization_config(cfg: ModelConfig):
+def _quantization_config(cfg: ModelConfig, quant_storage: torch.dtype | None = None):
     from transformers import BitsAndBytesConfig
 
     q = cfg.quantization
     if q.bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
+    storage = {"bnb_4bit_quant_storage": quant_storage} if quant_storage is not None else {}
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.quant_type,
                               bnb_4bit_use_double_quant=q.double_quant,
-                              bnb_4bit_compute_dtype=_DTYPES[q.compute_dtype])
+                              bnb_4bit_compute_dtype=_DTYPES[q.compute_dtype], **storage)
 
 
-def load_causal_lm(path: str | Path, cfg: ModelConfig, device: torch.device | None = None) -> nn.Module:
-    """``AutoModelForCausalLM.from_pretrained`` with the profile's dtype and quantisation."""
+def load_causal_lm(path: str | Path, cfg: ModelConfig, device: torch.device | None = None,
+                   quant_storage: torch.dtype | None = None) -> nn.Module:
+    """``AutoModelForCausalLM.from_pretrained`` with the profile's dtype and quantisation.
+
+    ``quant_storage``: the dtype the packed 4-bit weights are stored in (default uint8). FSDP shards every
+    block's parameters as one flat group of a single dtype, so a sharded QLoRA stores them as float32
+    (the dtype of LoRA and the norms after ``prepare_model_for_kbit_training``): FSDP-QLoRA.
+    """
     from transformers import AutoModelForCausalLM
 
     kwargs: dict = {"dtype": _DTYPES[cfg.dtype], "trust_remote_code": cfg.trust_remote_code}
     if cfg.quantization is not None:
-        kwargs["quantization_config"] = _quantization_config(cfg)
+        kwargs["quantization_config"] = _quantization_config(cfg, quant_storage)
         # Quantised weights are placed at load time; a later .to(device) is not allowed for them.
         kwargs["device_map"] = {"": device if device is not None else "cpu"}
     try:
@@ -157,14 +164,15 @@ def model_source(cfg: ModelConfig, seed: int = 0) -> Path | str:
 
 
 def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
-                 device: torch.device | None = None, adapter_dir: str | Path | None = None) -> Policy:
+                 device: torch.device | None = None, adapter_dir: str | Path | None = None,
+                 quant_storage: torch.dtype | None = None) -> Policy:
     """The policy for a profile's ``model`` section; ``adapter_dir`` restores saved LoRA/value-head weights."""
     if cfg.quantization is not None and cfg.lora is None:
         raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
     source = model_source(cfg, seed)
     if adapter_dir is not None and cfg.lora is None:
         source = adapter_dir  # a full fine-tuned model was saved there
-    model = load_causal_lm(source, cfg, device)
+    model = load_causal_lm(source, cfg, device, quant_storage)
     model.config.use_cache = False
     if cfg.gradient_checkpointing and cfg.quantization is None:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5 name

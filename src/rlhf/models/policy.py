@@ -30,7 +30,9 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.summary.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.summary(hidden.float()).squeeze(-1)  # (B, T)
+        # F.linear with the 1-D weight row gives (B, T) directly: a squeezed view would make FSDP warn that
+        # an in-place op on it could skip its pre-backward hook.
+        return nn.functional.linear(hidden.float(), self.summary.weight[0], self.summary.bias[0])  # (B, T)
 
 
 # -------------------------------------------------------------------------------------------- policy
@@ -93,14 +95,23 @@ class Policy(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
-    def save(self, folder: str | Path, tokenizer=None) -> None:
-        """``save_pretrained`` of the model (the adapter only, with LoRA), the value head and the tokenizer."""
+    def save(self, folder: str | Path, tokenizer=None, state_dict: dict | None = None) -> None:
+        """``save_pretrained`` of the model (the adapter only, with LoRA), the value head and the tokenizer.
+
+        ``state_dict`` (keyed like :meth:`state_dict`) replaces the module's own weights: the gathered whole
+        weights of a sharded policy, so a sharded run saves the same folder as a single-process one.
+        """
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        self.model.save_pretrained(folder)
+        own = state_dict if state_dict is not None else self.state_dict()
+        if state_dict is None:
+            self.model.save_pretrained(folder)
+        else:
+            self.model.save_pretrained(folder, state_dict={k.removeprefix("model."): v for k, v in own.items()
+                                                           if k.startswith("model.")})
         if self.value_head is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()},
-                      str(folder / VALUE_HEAD_FILE))
+            head = {k.removeprefix("value_head."): v for k, v in own.items() if k.startswith("value_head.")}
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.items()}, str(folder / VALUE_HEAD_FILE))
         if tokenizer is not None:
             tokenizer.save_pretrained(folder)

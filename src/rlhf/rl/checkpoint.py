@@ -94,11 +94,15 @@ def _as_tuples(value):
 # --------------------------------------------------------------------------------------- save / load
 
 
-def save_checkpoint(run_dir: Path, step: int, policy, tokenizer, state: dict, keep: int) -> Path:
-    """Write checkpoint ``step`` atomically (with its manifest) and keep only the ``keep`` newest."""
+def save_checkpoint(run_dir: Path, step: int, policy, tokenizer, state: dict, keep: int,
+                    weights: dict | None = None) -> Path:
+    """Write checkpoint ``step`` atomically (with its manifest) and keep only the ``keep`` newest.
+
+    ``weights``: the policy's gathered state dict when it is sharded (else its own weights are saved).
+    """
     target = checkpoint_dir(run_dir, step)
     with atomic_directory(target, replace=True) as tmp:
-        policy.save(tmp / POLICY_DIR, tokenizer)
+        policy.save(tmp / POLICY_DIR, tokenizer, state_dict=weights)
         torch.save(state, tmp / STATE_FILE)
         write_manifest(tmp)
     for old in list_checkpoints(run_dir)[:-keep]:

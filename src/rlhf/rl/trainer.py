@@ -2,8 +2,9 @@
 
 The loop never names an algorithm: the advantage estimator from ``rlhf.algos`` says whether it needs a
 value head and whether the KL penalty goes into the reward (PPO) or into the loss (GRPO, RLOO).
-Distribution goes through ``accelerate``: each process rolls out its share of every batch, gradients
-are averaged by DDP, the main process writes logs and checkpoints.
+Distribution goes through a strategy (``rl/strategies.py``: accelerate DDP, or FSDP2 sharding): each
+process rolls out its share of every batch, gradients are averaged, the main process writes logs and
+checkpoints.
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ from rlhf.rl.checkpoint import (
 from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
-from rlhf.eval.compare import Comparison, evaluate_and_report
+from rlhf.eval.compare import Comparison, evaluate_and_report, evaluate_run
 from rlhf.models.factory import build_policy, merge_lora
 from rlhf.stages.pretrain import with_pretrained_policy
 from rlhf.rewards import load_rewards
 from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
+from rlhf.rl.strategies import make_strategy
 from rlhf.models.tokenizer import load_tokenizer
 from rlhf.tracking import Tracker
 from rlhf.progress import print_samples, step_progress
@@ -169,13 +171,15 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=profile.trainer.mixed_precision,
                                        cpu=not torch.cuda.is_available())
         self.is_main = self.accelerator.is_main_process
+        self.strategy = make_strategy(profile.trainer, self.accelerator)
         set_seed(profile.seed, device_specific=True)
         self.estimator = ADVANTAGE_ESTIMATORS.get(profile.algo.name)
         checkpoint, state = self._find_checkpoint() if resume else (None, None)
         self.tokenizer = load_tokenizer(profile.model.tokenizer)
         policy = build_policy(profile.model, with_value_head=self.estimator.needs_value_head, seed=profile.seed,
                               device=self.accelerator.device,
-                              adapter_dir=checkpoint / POLICY_DIR if checkpoint else None)
+                              adapter_dir=checkpoint / POLICY_DIR if checkpoint else None,
+                              quant_storage=self.strategy.quant_storage)
         disable_dropout(policy)
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
         world = self.accelerator.num_processes
@@ -185,13 +189,13 @@ class Trainer:
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
         self.reward_moments = RunningMoments()  # running statistics of the scores, for algo.reward_scaling
         t = profile.trainer
-        optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
+        self.model, self.optimizer = self.strategy.prepare(
+            policy, lambda params: torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay))
+        self.policy = self.accelerator.unwrap_model(self.model)
         # transformers' "constant" ignores warm-up; "constant_with_warmup" is what a warm-up asks for.
         schedule = "constant_with_warmup" if t.lr_scheduler == "constant" and t.warmup_steps else t.lr_scheduler
-        self.scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=t.warmup_steps,
+        self.scheduler = get_scheduler(schedule, self.optimizer, num_warmup_steps=t.warmup_steps,
                                        num_training_steps=t.steps * self.optimizer_steps_per_step)
-        self.model, self.optimizer = self.accelerator.prepare(policy, optimizer)
-        self.policy = self.accelerator.unwrap_model(self.model)
         self.step, self.tokens_seen = 0, 0
         if state is not None:
             self._restore(state)
@@ -230,9 +234,10 @@ class Trainer:
         limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
         kl = self.profile.algo.kl
         try:
-            return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                     with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
-                                     full_kl_direction=kl.direction if kl.is_full else None)
+            with self.strategy.generation(self.policy):
+                return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
+                                         with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
+                                         full_kl_direction=kl.direction if kl.is_full else None)
         except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
             if "inf" in str(exc) and "nan" in str(exc):
                 raise self._diverged("the next-token probabilities are not finite during sampling") from exc
@@ -279,9 +284,8 @@ class Trainer:
             for group in (minibatches[i:i + accum] for i in range(0, len(minibatches), accum)):
                 loss = self._accumulate(batch, group, advantages, returns, kl_in_loss, stats)
                 max_norm = self.profile.trainer.max_grad_norm
-                norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
-                                                        max_norm if max_norm is not None else math.inf)
-                norm = torch.as_tensor(norm).detach().float()
+                norm = self.strategy.clip_grad_norm_(self.policy.trainable_parameters(),
+                                                     max_norm if max_norm is not None else math.inf)
                 self._check_finite(loss, norm)
                 stats.setdefault("policy/grad_norm", []).append(norm)
                 self.optimizer.step()
@@ -303,8 +307,7 @@ class Trainer:
             raise self._diverged(f"{what} is not finite (loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g})")
 
     def _weights_finite(self) -> bool:
-        params = self.policy.trainable_parameters()
-        return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+        return self.strategy.weights_finite(self.policy.trainable_parameters())
 
     def _diverged(self, what: str) -> TrainingDiverged:
         """The error to raise; sets aside the newest checkpoint if its own weights produced the NaN/inf.
@@ -480,6 +483,8 @@ class Trainer:
 
     def evaluate(self, samples: int, best_of: int = 1) -> Comparison:
         """Base vs tuned on ``samples`` seeded prompts, saved to ``meta_data/`` and printed."""
+        if self.strategy.sharded:  # this process holds a shard only: compare the saved final model
+            return evaluate_run(self.profile, self.run_dir, samples, self.console, best_of)
         return evaluate_and_report(self.policy, self.tokenizer, self.reward, self.prompts, self.profile, samples,
                                    self.run_dir, self.console, best_of)
 
@@ -487,21 +492,23 @@ class Trainer:
         if not self._weights_finite():  # never write weights a resume could not use
             raise self._diverged("the weights are not finite at checkpoint time")
         state = {
-            "step": self.step, "tokens_seen": self.tokens_seen, "optimizer": self.optimizer.state_dict(),
+            "step": self.step, "tokens_seen": self.tokens_seen,
+            "optimizer": self.strategy.optimizer_state_dict(self.model, self.optimizer),
             "scheduler": self.scheduler.state_dict(), "kl_controller": self.kl_ctl.state_dict(),
             "reward_moments": self.reward_moments.state_dict(),
             "sampler": self.sampler.state_dict(),
         }
         rng = gather_object([rng_state()]) if self.accelerator.num_processes > 1 else [rng_state()]
+        weights = self.strategy.model_state_dict(self.policy)  # gathered on the main process when sharded
         if self.is_main:
             save_checkpoint(self.run_dir, self.step, self.policy, self.tokenizer, {**state, "rng": rng},
-                            keep=self.profile.trainer.keep_checkpoints)
+                            keep=self.profile.trainer.keep_checkpoints, weights=weights)
         self.accelerator.wait_for_everyone()
         self.last_checkpoint_step = self.step
 
     def _restore(self, state: dict) -> None:
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.strategy.load_optimizer_state_dict(self.model, self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self._apply_learning_rate(self.profile.trainer.learning_rate)
         self.kl_ctl.load_state_dict(state["kl_controller"])
@@ -529,9 +536,10 @@ class Trainer:
 
     def _save_final(self, merge: bool, metrics: dict[str, float]) -> RunResult:
         final_dir, merged_dir = self.run_dir / "final", None
+        weights = self.strategy.model_state_dict(self.policy)  # gathered on the main process when sharded
         if self.is_main:  # written like checkpoints: complete or absent, never half a model
             with atomic_directory(final_dir, replace=True) as tmp:
-                self.policy.save(tmp, self.tokenizer)
+                self.policy.save(tmp, self.tokenizer, state_dict=weights)
             if merge and self.policy.uses_lora:
                 merged_dir = self.run_dir / "final-merged"
                 with atomic_directory(merged_dir, replace=True) as tmp:

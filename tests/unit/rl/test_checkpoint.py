@@ -18,7 +18,7 @@ class TinyPolicy(nn.Module):
         super().__init__()
         self.layer = nn.Linear(2, 2)
 
-    def save(self, folder, tokenizer=None):
+    def save(self, folder, tokenizer=None, state_dict=None):
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
 
@@ -83,7 +83,7 @@ def test_failed_write_leaves_the_previous_checkpoint(tmp_path):
     save_checkpoint(tmp_path, 1, TinyPolicy(), None, full_state(1), keep=3)
 
     class Broken(TinyPolicy):
-        def save(self, folder, tokenizer=None):
+        def save(self, folder, tokenizer=None, state_dict=None):
             raise OSError("disk full")
 
     with pytest.raises(OSError):
