@@ -79,7 +79,7 @@ class FSDPStrategy:
     def _fsdp_kwargs(self) -> dict:
         from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy
 
-        kwargs: dict = {"reshard_after_forward": self.options.reshard_after_forward}
+        kwargs: dict = {}
         if self.options.param_dtype is not None:
             kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=getattr(torch, self.options.param_dtype),
                                                        reduce_dtype=torch.float32)
@@ -87,7 +87,7 @@ class FSDPStrategy:
             kwargs["offload_policy"] = CPUOffloadPolicy(pin_memory=torch.cuda.is_available())
         return kwargs
 
-    def _shard(self, network: nn.Module, root: nn.Module) -> list[nn.Module]:
+    def _shard(self, network: nn.Module, root: nn.Module, trained: bool) -> list[nn.Module]:
         """``fully_shard`` every transformer block of ``network`` (``_no_split_modules``), then ``root``."""
         from torch.distributed.fsdp import fully_shard
 
@@ -99,21 +99,25 @@ class FSDPStrategy:
                              "(it declares no `_no_split_modules`); use trainer.strategy: ddp for this model")
         kwargs = self._fsdp_kwargs()
         for block in blocks:
-            fully_shard(block, **kwargs)
-        fully_shard(root, **kwargs)
+            fully_shard(block, reshard_after_forward=self.options.reshard_after_forward, **kwargs)
+        # A trained root keeps its weights gathered from forward to backward (FSDP's default for the root):
+        # the reference forward (adapters disabled) enters below the root and needs its embeddings and
+        # lm_head. A frozen root has no backward to free them: it reshards after its forward.
+        fully_shard(root, reshard_after_forward=None if trained else True, **kwargs)
         return blocks
 
     def prepare(self, policy: nn.Module, make_optimizer: OptimizerFactory):
-        self._blocks = self._shard(policy.model, policy)
+        self._blocks = self._shard(policy.model, policy, trained=True)
         reference = policy.__dict__.get("_ref_model")
         if reference is not None:  # a full fine-tune's frozen copy: shard it too, or it would not fit either
-            self._shard(reference, reference)
+            self._shard(reference, reference, trained=False)
         optimizer = make_optimizer(policy.trainable_parameters())
         # FSDP2 makes the first module to run forward the root. generate() and the reference forward enter
         # below the policy, so run one forward through the policy first.
         with torch.no_grad():
             token = torch.zeros((1, 1), dtype=torch.long, device=self.accelerator.device)
             policy(token, torch.ones_like(token), logits_to_keep=1, with_values=False)
+        policy.reshard()  # the root keeps its weights gathered after a forward; free them until needed
         return policy, optimizer
 
     # ---------------------------------------------------------------------------------- generation

@@ -172,7 +172,8 @@ class Trainer:
                                        cpu=not torch.cuda.is_available())
         self.is_main = self.accelerator.is_main_process
         self.strategy = make_strategy(profile.trainer, self.accelerator)
-        set_seed(profile.seed, device_specific=True)
+        # The same random init (LoRA, value head) in every process: FSDP keeps each process's shard of it.
+        set_seed(profile.seed)
         self.estimator = ADVANTAGE_ESTIMATORS.get(profile.algo.name)
         checkpoint, state = self._find_checkpoint() if resume else (None, None)
         self.tokenizer = load_tokenizer(profile.model.tokenizer)
@@ -181,6 +182,8 @@ class Trainer:
                               adapter_dir=checkpoint / POLICY_DIR if checkpoint else None,
                               quant_storage=self.strategy.quant_storage)
         disable_dropout(policy)
+        if self.accelerator.num_processes > 1:
+            set_seed(profile.seed, device_specific=True)  # then each process samples its own completions
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
