@@ -234,17 +234,33 @@ def plan(
     overrides: SetOpt = None,
     gpu_memory: Annotated[float, typer.Option(help="GPU memory in GiB")] = 40.0,
     prompt_tokens: Annotated[int, typer.Option(help="typical prompt length in tokens")] = 64,
+    gpus: Annotated[Optional[int], typer.Option(min=1, help="GPUs the run is launched on (default: the fewest "
+                                                            "that fit with strategy fsdp, else 1)")] = None,
 ) -> None:
     """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations)."""
-    from rlhf.planning import plan_memory, resolve_architecture
+    from rlhf.planning import gpus_needed, plan_memory, resolve_architecture
 
     loaded = load_profile(profile, overrides or [])
-    result = plan_memory(loaded, resolve_architecture(loaded), gpu_memory, prompt_tokens)
-    table = Table("phase", "what", "GiB", "counted as", title=f"memory plan: {profile}")
+    arch = resolve_architecture(loaded)
+    needed = gpus_needed(loaded, arch, gpu_memory, prompt_tokens)
+    count = gpus or needed or 1
+    result = plan_memory(loaded, arch, gpu_memory, prompt_tokens, count)
+    table = Table("phase", "what", "GiB", "counted as",
+                  title=f"memory plan per GPU: {profile}, strategy {loaded.trainer.strategy}, {count} GPU(s)")
     for phase, what, gib, note in result.rows:
         table.add_row(phase, what, f"{gib:.2f}", note)
     console.print(table)
     verdict = "[green]fits[/]" if result.fits else "[red]does not fit[/]"
-    console.print(f"peak {result.total_gib:.1f} GiB (during {result.peak_phase}) on a {gpu_memory:g} GiB GPU: {verdict}")
+    console.print(f"peak {result.total_gib:.1f} GiB per GPU (during {result.peak_phase}) on {count} x "
+                  f"{gpu_memory:g} GiB GPUs: {verdict}")
+    if needed is None and loaded.trainer.strategy == "ddp":
+        console.print(f"needs: a GPU larger than {gpu_memory:g} GiB (strategy ddp holds the whole model on every "
+                      "GPU; trainer.strategy: fsdp divides it)")
+    elif needed is None:
+        hint = (" (the rollout gathers the whole model on each GPU: trainer.fsdp.gather_for_generation: false "
+                "gathers one block at a time)" if loaded.trainer.fsdp_options.gather_for_generation else "")
+        console.print(f"needs: more than 64 x {gpu_memory:g} GiB GPUs, or larger GPUs{hint}")
+    else:
+        console.print(f"needs: {needed} x {gpu_memory:g} GiB GPU(s)")
     if not result.fits:
         raise typer.Exit(code=1)

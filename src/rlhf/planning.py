@@ -57,9 +57,13 @@ class Architecture:
 
 LLAMA_3_8B = Architecture(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_layers=32,
                           num_heads=32, num_kv_heads=8, tie_embeddings=False, mlp_gated=True)
+LLAMA_3_70B = Architecture(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_layers=80,
+                           num_heads=64, num_kv_heads=8, tie_embeddings=False, mlp_gated=True)
 KNOWN = {  # so the big profiles can be planned offline
     "meta-llama/Meta-Llama-3-8B-Instruct": LLAMA_3_8B,
     "meta-llama/Meta-Llama-3-8B": LLAMA_3_8B,
+    "meta-llama/Meta-Llama-3-70B-Instruct": LLAMA_3_70B,
+    "meta-llama/Meta-Llama-3-70B": LLAMA_3_70B,
     "gpt2": Architecture(50257, 768, 3072, 12, 12, 12, True, False),
 }
 
@@ -141,23 +145,42 @@ def lora_params(arch: Architecture, r: int) -> int:
     return arch.num_layers * sum(r * (i + o) for i, o in arch.linear_shapes())
 
 
-def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, prompt_tokens: int = 64) -> MemoryPlan:
-    """Peak GPU memory of an RL run of ``profile`` on one GPU, line by line."""
+def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, prompt_tokens: int = 64,
+                gpus: int = 1) -> MemoryPlan:
+    """Peak memory of one GPU in an RL run of ``profile`` on ``gpus`` GPUs, line by line.
+
+    With ``trainer.strategy: fsdp`` the weights, gradients, optimizer states and a frozen reference are
+    divided by ``gpus`` (zero on the GPU with ``cpu_offload``); what a GPU gathers to compute is not: the
+    whole model during the rollout (``gather_for_generation``) or two blocks and the root at a time, and
+    the KV cache, logits and activations of its own share of the batch. With ``ddp`` nothing is divided.
+    """
     model, rollout, algo = profile.model, profile.rollout, profile.algo
     dtype_bytes = _BYTES[model.dtype]
+    fsdp = profile.trainer.fsdp_options if profile.trainer.strategy == "fsdp" else None
+    shards = gpus if fsdp is not None else 1
+    offload = fsdp is not None and fsdp.cpu_offload
+    where = "in CPU memory (cpu_offload)" if offload else (f"/ {shards} GPUs" if shards > 1 else "")
+    held = 0.0 if offload else 1.0 / shards
+
+    def row(what: str, gib: float, note: str) -> tuple[str, str, float, str]:
+        return ("all", what, gib * held, f"{note} {where}".strip())
+
     seq = prompt_tokens + rollout.max_new_tokens
-    rows = [("all", "weights (linear layers)", arch.linear_params * _weight_bytes_per_param(profile) / GIB,
-             f"{arch.linear_params / 1e9:.2f} B params"),
-            ("all", "weights (embeddings, lm_head)", arch.embedding_params * dtype_bytes / GIB, "kept in model.dtype")]
+    weight_bytes = arch.linear_params * _weight_bytes_per_param(profile) + arch.embedding_params * dtype_bytes
+    rows = [row("weights (linear layers)", arch.linear_params * _weight_bytes_per_param(profile) / GIB,
+                f"{arch.linear_params / 1e9:.2f} B params"),
+            row("weights (embeddings, lm_head)", arch.embedding_params * dtype_bytes / GIB, "kept in model.dtype")]
     if model.lora is not None:
         trainable = lora_params(arch, model.lora.r)
-        rows.append(("all", "LoRA + grads + AdamW", trainable * 16 / GIB, f"{trainable / 1e6:.1f} M params x 16 bytes"))
+        rows.append(row("LoRA + grads + AdamW", trainable * 16 / GIB, f"{trainable / 1e6:.1f} M params x 16 bytes"))
         rows.append(("all", "reference model", 0.0, "adapters disabled: no copy"))
     else:
         trainable = arch.linear_params + arch.embedding_params
-        rows.append(("all", "grads + AdamW", trainable * (dtype_bytes + 8) / GIB, "all weights trainable"))
-        rows.append(("all", "reference model", trainable * dtype_bytes / GIB, "frozen copy"))
+        rows.append(row("grads + AdamW", trainable * (dtype_bytes + 8) / GIB, "all weights trainable"))
+        rows.append(row("reference model", trainable * dtype_bytes / GIB, "frozen copy"))
     rows.append(("all", "CUDA context + allocator margin", CUDA_CONTEXT_GIB, "fixed"))
+    if fsdp is not None and shards > 1:
+        rows += _gathered_rows(profile, arch, fsdp, shards, weight_bytes)
     micro = rollout.micro_batch_size or rollout.completions_per_step
     kv = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * seq * micro * 2
     rows.append(("generate", "KV cache", kv / GIB, f"{micro} sequences x {seq} tokens"))
@@ -173,3 +196,30 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
         activations, note = arch.num_layers * per_layer, "every block's activations"
     rows.append(("update", "activations", activations / GIB, note))
     return MemoryPlan(rows, gpu_gib)
+
+
+def _gathered_rows(profile: Profile, arch: Architecture, fsdp, shards: int, weight_bytes: float) -> list:
+    """What FSDP all-gathers on each GPU: not divided by the GPU count."""
+    model = profile.model
+    gathered_bytes = weight_bytes
+    if fsdp.param_dtype is not None:  # gathered in the compute dtype
+        gathered_bytes = (arch.linear_params + arch.embedding_params) * _BYTES[fsdp.param_dtype]
+    block = (gathered_bytes - arch.embedding_params * (_BYTES[fsdp.param_dtype or model.dtype])) / arch.num_layers
+    root = gathered_bytes - block * arch.num_layers
+    others = (shards - 1) / shards  # this GPU's own shard is already counted
+    if fsdp.gather_for_generation:
+        rollout = ("whole model gathered", gathered_bytes * others / GIB, "gather_for_generation: all blocks + root")
+    else:
+        rollout = ("blocks gathered", (2 * block + root) * others / GIB, "2 blocks (prefetch) + root, per token")
+    rows = [(phase, *rollout) for phase in ("generate", "score")]
+    rows.append(("update", "blocks gathered", (2 * block + root) * others / GIB, "2 blocks (prefetch) + root"))
+    return rows
+
+
+def gpus_needed(profile: Profile, arch: Architecture, gpu_gib: float, prompt_tokens: int = 64,
+                counts: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)) -> int | None:
+    """The fewest GPUs of ``gpu_gib`` the profile fits on (only FSDP divides memory), or None."""
+    for n in counts if profile.trainer.strategy == "fsdp" else (1,):
+        if plan_memory(profile, arch, gpu_gib, prompt_tokens, n).fits:
+            return n
+    return None

@@ -22,6 +22,10 @@ from rlhf.rl.rollout import RolloutBatch, response_logprobs
 from rlhf.rl.trainer import Trainer
 
 FIXED_ROWS, PROMPT_LEN = 8, 6
+# Each profile also turns on the FSDP options that are off by default, and leaves the others at their default.
+OPTIONS = {"tiny-gpt2": ["trainer.fsdp.cpu_offload=true", "trainer.fsdp.gather_for_generation=false",
+                         "trainer.fsdp.reshard_after_forward=false"],
+           "tiny-llama-4bit": []}
 
 
 def full_weights(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -66,7 +70,7 @@ def stats_rows(run_dir: Path) -> list[dict]:
 
 def main(out: Path, profile_name: str) -> None:
     base = ["trainer.strategy=fsdp", "trainer.steps=2", "trainer.checkpoint_every=1", "trainer.keep_checkpoints=3",
-            "trainer.log_with=[csv]"]
+            "trainer.log_with=[csv]", *OPTIONS[profile_name]]
     profile = load_profile(profile_name, base)
     report: dict = {}
 

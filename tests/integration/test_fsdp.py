@@ -4,6 +4,7 @@ equals the 1-process update on the same global batch, a resume is exact, final/ 
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,29 @@ def test_sharded_update_equals_the_one_process_update_on_the_global_batch(launch
         torch.testing.assert_close(sharded["after"][key], after[key], rtol=1e-5, atol=1e-6, msg=key)
         moved += int((after[key] - before[key]).abs().max() > 1e-4)  # Adam's first step: about lr
     assert moved >= len(after) // 2  # the update really moved the weights (LoRA A waits for B to move)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_a_sharded_checkpoint_resumes_on_one_process(launched, name, tmp_path):
+    from rich.console import Console
+
+    from rlhf.rl.checkpoint import latest_checkpoint, load_trainer_state
+
+    run = tmp_path / "run"
+    shutil.copytree(launched / name / "run", run)
+    shutil.rmtree(run / "final")
+    profile = load_profile(run / "profile.yaml", ["trainer.strategy=ddp", "trainer.steps=3"])
+    console = Console(record=True, width=400)
+    trainer = Trainer(profile, run, resume=True, console=console)
+    assert trainer.step == 2
+    assert digest(full_weights(trainer)) == reports(launched / name)[0]["trained"]
+    saved = load_trainer_state(latest_checkpoint(run))["optimizer"]  # whole states keyed by parameter name
+    loaded = trainer.optimizer.state_dict()  # this process: keyed by position
+    names = [n for n, p in trainer.policy.named_parameters() if p.requires_grad]
+    assert len(saved["state"]) == len(loaded["state"]) == len(names)
+    for index, param_name in enumerate(names):
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(loaded["state"][index][key], saved["state"][param_name][key], rtol=0, atol=0)
+    assert "written by 2 processes and resumes on 1" in console.export_text()
+    trainer.train()
+    assert [r["step"] for r in stats(run)] == ["1", "2", "3"]

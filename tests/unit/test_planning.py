@@ -49,3 +49,46 @@ def test_plan_command():
     assert too_small.exit_code == 1 and "does not fit" in too_small.output
     tiny = CliRunner().invoke(app, ["plan", "-p", "tiny-gpt2"])
     assert tiny.exit_code == 0
+
+
+def _rows(plan):
+    return {what: gib for _, what, gib, _ in plan.rows}
+
+
+def test_fsdp_divides_what_is_sharded_and_not_what_each_gpu_gathers():
+    profile = load_profile("a100x8-8b-full")
+    one, eight = plan_memory(profile, LLAMA_3_8B, 80, gpus=1), plan_memory(profile, LLAMA_3_8B, 80, gpus=8)
+    for what in ("weights (linear layers)", "weights (embeddings, lm_head)", "grads + AdamW", "reference model"):
+        assert _rows(eight)[what] == pytest.approx(_rows(one)[what] / 8)
+    for what in ("KV cache", "logits", "activations", "CUDA context + allocator margin"):
+        assert _rows(eight)[what] == pytest.approx(_rows(one)[what])
+    # the rollout gathers the other 7/8 of the model, in the bf16 it computes in (param_dtype)
+    assert _rows(eight)["whole model gathered"] == pytest.approx(8.03e9 * 2 * 7 / 8 / GIB, rel=0.01)
+    assert "whole model gathered" not in _rows(one)  # one GPU holds it all anyway
+
+
+def test_ddp_divides_nothing_and_cpu_offload_empties_the_gpu_of_shards():
+    ddp = load_profile("a100-8b")
+    assert plan_memory(ddp, LLAMA_3_8B, gpus=8).total_gib == pytest.approx(plan_memory(ddp, LLAMA_3_8B).total_gib)
+    offload = load_profile("a100x8-8b-full", ["trainer.fsdp.cpu_offload=true"])
+    rows = _rows(plan_memory(offload, LLAMA_3_8B, 80, gpus=8))
+    assert rows["grads + AdamW"] == rows["weights (linear layers)"] == 0.0
+
+
+def test_gpus_needed_is_the_fewest_that_fit():
+    from rlhf.planning import LLAMA_3_70B, gpus_needed
+
+    full = load_profile("a100x8-8b-full")
+    needed = gpus_needed(full, LLAMA_3_8B, 80)
+    assert needed is not None and needed > 1
+    assert plan_memory(full, LLAMA_3_8B, 80, gpus=needed).fits
+    assert not plan_memory(full, LLAMA_3_8B, 80, gpus=needed // 2).fits
+    assert gpus_needed(load_profile("a100x8-70b"), LLAMA_3_70B, 80) is not None
+    assert gpus_needed(load_profile("a100-8b", ["model.quantization=null", "model.lora=null"]), LLAMA_3_8B, 40) is None
+
+
+def test_plan_command_for_the_multi_gpu_profiles():
+    for name in ("a100x8-70b", "a100x8-8b-full"):
+        result = CliRunner().invoke(app, ["plan", "-p", name, "--gpu-memory", "80", "--gpus", "8"])
+        assert result.exit_code == 0, result.output
+        assert "8 GPU(s)" in result.output and "needs:" in result.output and "fits" in result.output

@@ -32,7 +32,9 @@ class ValueHead(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         # F.linear with the 1-D weight row gives (B, T) directly: a squeezed view would make FSDP warn that
         # an in-place op on it could skip its pre-backward hook.
-        return nn.functional.linear(hidden.float(), self.summary.weight[0], self.summary.bias[0])  # (B, T)
+        # .float(): FSDP mixed precision gathers the head in bf16 like the rest of the root.
+        weight, bias = self.summary.weight[0].float(), self.summary.bias[0].float()
+        return nn.functional.linear(hidden.float(), weight, bias)  # (B, T)
 
 
 # -------------------------------------------------------------------------------------------- policy

@@ -87,6 +87,28 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def restore_rng_states(saved: list[dict], rank: int, world: int, seed: int) -> str | None:
+    """Give process ``rank`` its saved RNG stream; return a note when the process count changed.
+
+    Weights (whole, safetensors) and optimizer states load onto any process count; RNG streams are per
+    process. Onto a different count, process ``i`` continues saved stream ``i`` if there is one, else it
+    starts the stream a new run would give it; the sampling then does not replay the uninterrupted run.
+    """
+    if rank < len(saved):
+        set_rng_state(saved[rank])
+    else:
+        from accelerate.utils import set_seed
+
+        set_seed(seed, device_specific=True)
+    if len(saved) == world:
+        return None
+    return (f"the checkpoint was written by {len(saved)} processes and resumes on {world}: weights, optimizer, "
+            "scheduler, KL controller and data position are restored exactly, but each process samples with its "
+            "own random stream, so the completions do not replay the uninterrupted run; rollout.batch_size is "
+            f"per process, so a step now samples {world}x it (was {len(saved)}x): set rollout.batch_size to keep "
+            "the global batch")
+
+
 def _as_tuples(value):
     return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 

@@ -55,7 +55,13 @@ class DDPStrategy:
         return optimizer.state_dict()
 
     def load_optimizer_state_dict(self, model: nn.Module, optimizer, state: dict) -> None:
-        optimizer.load_state_dict(state)
+        if _keyed_by_name(state):  # written by a sharded run
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer), state,
+                                     options=StateDictOptions(full_state_dict=True))
+        else:
+            optimizer.load_state_dict(state)
 
 
 class FSDPStrategy:
@@ -117,7 +123,8 @@ class FSDPStrategy:
         with torch.no_grad():
             token = torch.zeros((1, 1), dtype=torch.long, device=self.accelerator.device)
             policy(token, torch.ones_like(token), logits_to_keep=1, with_values=False)
-        policy.reshard()  # the root keeps its weights gathered after a forward; free them until needed
+        for module in (policy, *self._blocks):  # the root (and blocks without reshard_after_forward) keep
+            module.reshard()                    # their weights gathered after a forward: free them
         return policy, optimizer
 
     # ---------------------------------------------------------------------------------- generation
@@ -173,10 +180,16 @@ class FSDPStrategy:
         """Each process takes its shard of the whole, name-keyed state (every process read the file)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        if state.get("param_groups") and not isinstance(state["param_groups"][0]["params"][0], str):
-            raise ValueError("the checkpoint's optimizer state was written by trainer.strategy: ddp (indexed by "
-                             "position, not by parameter name): resume it with trainer.strategy: ddp")
+        if not _keyed_by_name(state):  # written by a DDP run: torch numbers the parameters in optimizer order
+            names = [name for name, p in model.named_parameters() if p.requires_grad]
+            state = {"state": {names[i]: v for i, v in state["state"].items()},
+                     "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def _keyed_by_name(optimizer_state: dict) -> bool:
+    groups = optimizer_state.get("param_groups") or [{"params": []}]
+    return any(isinstance(p, str) for g in groups for p in g["params"])
 
 
 def _full_options():

@@ -32,8 +32,8 @@ from rlhf.algos import (
     value_loss,
 )
 from rlhf.rl.checkpoint import (
-    POLICY_DIR, checkpoint_dir, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, rng_state,
-    save_checkpoint, set_rng_state,
+    POLICY_DIR, checkpoint_dir, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, restore_rng_states,
+    rng_state, save_checkpoint,
 )
 from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
@@ -131,7 +131,9 @@ def new_run_dir(profile: Profile, parent: str | Path) -> Path:
     The folder is claimed with an exclusive ``mkdir``, so two runs started in the same second never share
     it. Under a multi-process launch the main process claims it and tells the others.
     """
-    state = PartialState()
+    # The first accelerate state of the process decides the process count: `cpu=True` as in the Trainer,
+    # else a CPU-only `torchrun`/`accelerate launch` is taken for one process per rank.
+    state = PartialState(cpu=not torch.cuda.is_available())
     chosen: list[str | None] = [None]
     if state.is_main_process:
         parent, name = Path(parent), run_dir_name(profile)
@@ -518,11 +520,10 @@ class Trainer:
         if "reward_moments" in state:  # absent in checkpoints written before reward scaling existed
             self.reward_moments.load_state_dict(state["reward_moments"])
         self.sampler.load_state_dict(state["sampler"])
-        rng = state["rng"]
-        if len(rng) != self.accelerator.num_processes:
-            raise ValueError(f"checkpoint was written by {len(rng)} processes; resume with the same number "
-                             f"(got {self.accelerator.num_processes})")
-        set_rng_state(rng[self.accelerator.process_index])
+        note = restore_rng_states(state["rng"], self.accelerator.process_index, self.accelerator.num_processes,
+                                  self.profile.seed)
+        if note and self.is_main:
+            self.console.print(f"[yellow]{note}", soft_wrap=True)
 
     def _apply_learning_rate(self, lr: float) -> None:
         """Use the profile's learning rate after a resume (the scheduler's saved state holds the old one).
