@@ -151,6 +151,10 @@ def run(
         fix = f" Resume from it with a lower learning rate: rlhf run --resume {exc.checkpoint.parents[1]} " \
               f"--set trainer.learning_rate=..." if exc.checkpoint else ""
         raise _fail(exc, 3, f"{exc}.{fix}") from None
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # a multi-process launch: process 0 reports
+        return
     lines = [("run folder", result.run_dir), ("final model", result.final_dir),
              ("merged model", result.merged_dir),
              ("training stats", result.run_dir / "meta_data" / "training_stats.csv"),

@@ -99,7 +99,7 @@ def restore_rng_states(saved: list[dict], rank: int, world: int, seed: int) -> s
     else:
         from accelerate.utils import set_seed
 
-        set_seed(seed, device_specific=True)
+        set_seed(seed + rank)  # what a new run's process `rank` starts from (accelerate's device_specific)
     if len(saved) == world:
         return None
     return (f"the checkpoint was written by {len(saved)} processes and resumes on {world}: weights, optimizer, "

@@ -143,3 +143,16 @@ def test_unreadable_state_is_a_clear_error(tmp_path):
     (tmp_path / STATE_FILE).write_text("not a checkpoint")
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         load_trainer_state(tmp_path)
+
+
+def test_rng_streams_onto_a_different_process_count():
+    from rlhf.rl.checkpoint import restore_rng_states, rng_state
+
+    torch.manual_seed(7)
+    saved = [rng_state()]
+    expected = torch.rand(3)
+    assert restore_rng_states(saved, rank=0, world=1, seed=0) is None  # same count: exact, no note
+    assert torch.equal(torch.rand(3), expected)
+    note = restore_rng_states(saved, rank=1, world=2, seed=0)  # a process the checkpoint did not have
+    assert "written by 1 processes and resumes on 2" in note and "rollout.batch_size" in note
+    assert not torch.equal(torch.rand(3), expected)  # a fresh stream, not a copy of process 0's
