@@ -24,7 +24,7 @@ from rlhf.rl.trainer import Trainer
 FIXED_ROWS, PROMPT_LEN = 8, 6
 # Each profile also turns on the FSDP options that are off by default, and leaves the others at their default.
 OPTIONS = {"tiny-gpt2": ["trainer.fsdp.cpu_offload=true", "trainer.fsdp.gather_for_generation=false",
-                         "trainer.fsdp.reshard_after_forward=false"],
+                         "trainer.fsdp.reshard_after_forward=false", "trainer.eval_samples=2"],
            "tiny-llama-4bit": []}
 
 

@@ -71,6 +71,8 @@ def test_final_folder_is_a_normal_save_pretrained_folder(launched, name):
     assert digest(saved) == reports(launched / name)[0]["trained"]  # exactly the gathered trained weights
     assert (final / ("adapter_config.json" if profile.model.lora else "config.json")).exists()
     assert (final / "value_head.safetensors").exists()
+    if name == "tiny-gpt2":  # trainer.eval_samples: process 0 compares base and the saved final/ model
+        assert (launched / name / "run" / "meta_data" / "evaluation.csv").exists()
 
 
 @pytest.mark.parametrize("name", PROFILES)
@@ -100,7 +102,7 @@ def test_a_sharded_checkpoint_resumes_on_one_process(launched, name, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(launched / name / "run", run)
     shutil.rmtree(run / "final")
-    profile = load_profile(run / "profile.yaml", ["trainer.strategy=ddp", "trainer.steps=3"])
+    profile = load_profile(run / "profile.yaml", ["trainer.strategy=ddp", "trainer.fsdp=null", "trainer.steps=3"])
     console = Console(record=True, width=400)
     trainer = Trainer(profile, run, resume=True, console=console)
     assert trainer.step == 2

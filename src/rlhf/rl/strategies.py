@@ -180,11 +180,16 @@ class FSDPStrategy:
         """Each process takes its shard of the whole, name-keyed state (every process read the file)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        if not _keyed_by_name(state):  # written by a DDP run: torch numbers the parameters in optimizer order
-            names = [name for name, p in model.named_parameters() if p.requires_grad]
-            state = {"state": {names[i]: v for i, v in state["state"].items()},
-                     "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
+        if not _keyed_by_name(state):  # written by a DDP run
+            state = optimizer_state_by_name(state, [n for n, p in model.named_parameters() if p.requires_grad])
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def optimizer_state_by_name(state: dict, names: list[str]) -> dict:
+    """A torch optimizer state dict (parameters numbered in optimizer order) keyed by parameter name instead,
+    as ``torch.distributed.checkpoint.state_dict`` writes it; ``names`` in the optimizer's order."""
+    return {"state": {names[i]: v for i, v in state["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]}
 
 
 def _keyed_by_name(optimizer_state: dict) -> bool:
