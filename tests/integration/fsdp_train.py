@@ -1,9 +1,10 @@
 """Run by test_fsdp.py under `torchrun --nproc_per_node 2` (gloo); also imported there for the 1-process side.
 
 ``fsdp_train.py OUT PROFILE...`` on each rank, for each profile: (1) trains 2 steps with trainer.strategy fsdp,
-checkpointing every step; (2) resumes a copy of that run from step 1 and trains step 2 again; (3) applies one
-update to a fresh trainer on a fixed batch (each rank its half). Every rank writes what it saw to
-``OUT/PROFILE/rank<R>.json``; rank 0 also saves the gathered weights around (3) to ``OUT/PROFILE/update.pt``.
+checkpointing every step, then generates with a different length on each rank; (2) resumes a copy of that run
+from step 1 and trains step 2 again; (3) applies one update to a fresh trainer on a fixed batch (each rank its
+half, in 2 accumulated minibatches). Every rank writes what it saw to ``OUT/PROFILE/rank<R>.json``; rank 0 also
+saves the gathered weights around (3) to ``OUT/PROFILE/update.pt``.
 """
 
 import hashlib
@@ -24,8 +25,8 @@ from rlhf.rl.trainer import Trainer
 FIXED_ROWS, PROMPT_LEN = 8, 6
 # Each profile also turns on the FSDP options that are off by default, and leaves the others at their default.
 OPTIONS = {"tiny-gpt2": ["trainer.fsdp.cpu_offload=true", "trainer.fsdp.gather_for_generation=false",
-                         "trainer.fsdp.reshard_after_forward=false", "trainer.eval_samples=2"],
-           "tiny-llama-4bit": []}
+                         "trainer.eval_samples=2"],
+           "tiny-llama-4bit": ["trainer.fsdp.reshard_after_forward=false"]}
 
 
 def full_weights(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -84,6 +85,14 @@ def main(out: Path, profile_name: str) -> None:
     report["total_numel"] = sum(p.numel() for p in params)
     trainer.train()
     report["trained"] = digest(full_weights(trainer))
+    # Processes that stop generating at different lengths (EOS) must not leave the others in an all-gather.
+    from rlhf.rl.rollout import sample_responses
+
+    uneven = profile.rollout.model_copy(update={"max_new_tokens": 2 + 4 * rank})
+    with trainer.strategy.generation(trainer.policy):
+        response = sample_responses(trainer.policy.model, trainer.tokenizer, ["a b", "c"], uneven,
+                                    synced_gpus=trainer.strategy.synced_generation)[2]
+    report["uneven_generation"] = list(response.shape)
 
     # (2) resume a copy of the run from its step-1 checkpoint
     if rank == 0:
@@ -98,7 +107,9 @@ def main(out: Path, profile_name: str) -> None:
     report["resumed"] = digest(full_weights(resumed))
 
     # (3) one update on this rank's half of a fixed batch
-    update_profile = load_profile(profile_name, [*base, "algo.epochs=1", f"algo.mini_batch_size={FIXED_ROWS // world}",
+    # 2 accumulated minibatches per rank (FSDP reduce-scatters after each backward) vs 1 x 8 rows in 1 process
+    update_profile = load_profile(profile_name, [*base, "algo.epochs=1", "trainer.grad_accum=2",
+                                                 f"algo.mini_batch_size={FIXED_ROWS // world // 2}",
                                                  f"rollout.batch_size={FIXED_ROWS // world}"])
     fresh = Trainer(update_profile, out / "update-run")
     half = FIXED_ROWS // world

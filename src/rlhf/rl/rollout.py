@@ -85,10 +85,12 @@ def _micro_batches(n: int, size: int | None):
 
 @torch.no_grad()
 def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
-                     max_prompt_tokens: int | None = None):
+                     max_prompt_tokens: int | None = None, synced_gpus: bool = False):
     """Left-padded prompt ids and mask, and sampled responses ``(N, max_new_tokens)`` masked after EOS.
 
     Returns ``(prompt_ids, prompt_mask, response, response_mask)``; ``model`` is any causal LM.
+    ``synced_gpus``: every process runs forwards until all are done (a model whose blocks all-gather their
+    weights at each forward cannot let one process stop at EOS early).
     """
     device = next(model.parameters()).device
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
@@ -100,7 +102,7 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
             input_ids=prompt_ids[part], attention_mask=prompt_mask[part], do_sample=True,
             max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, temperature=cfg.temperature,
             top_p=cfg.top_p, top_k=cfg.top_k, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, use_cache=True,
+            eos_token_id=tokenizer.eos_token_id, use_cache=True, synced_gpus=synced_gpus,
         )
         response = out[:, prompt_ids.shape[1]:]
         # Pad every micro-batch to max_new_tokens so they stack (generation may stop early at EOS).
@@ -113,7 +115,7 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
 @torch.no_grad()
 def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: RolloutConfig,
                       with_values: bool, max_prompt_tokens: int | None = None,
-                      full_kl_direction: str | None = None) -> RolloutBatch:
+                      full_kl_direction: str | None = None, synced_gpus: bool = False) -> RolloutBatch:
     """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference.
 
     ``full_kl_direction`` (``reverse``/``forward``) also computes the exact per-token KL over the vocabulary
@@ -123,7 +125,7 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
     was_training = policy.training
     policy.eval()
     prompt_ids, prompt_mask, response, response_mask = sample_responses(policy.model, tokenizer, repeated, cfg,
-                                                                        max_prompt_tokens)
+                                                                        max_prompt_tokens, synced_gpus)
     input_ids = torch.cat([prompt_ids, response], dim=1)  # (N, P + R)
     attention_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)  # (N, P + R)
 

@@ -32,6 +32,7 @@ class DDPStrategy:
 
     sharded = False
     quant_storage = None  # bitsandbytes' default (uint8)
+    synced_generation = False  # a process may stop generating at EOS before the others
 
     def __init__(self, accelerator) -> None:
         self.accelerator = accelerator
@@ -79,6 +80,8 @@ class FSDPStrategy:
     def __init__(self, accelerator, options: FSDPConfig) -> None:
         self.accelerator, self.options = accelerator, options
         self._blocks: list[nn.Module] = []
+        # Blocks gathered per forward: every process must run as many forwards as the longest one.
+        self.synced_generation = not options.gather_for_generation
 
     # ------------------------------------------------------------------------------------- prepare
 

@@ -242,7 +242,8 @@ class Trainer:
             with self.strategy.generation(self.policy):
                 return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
                                          with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
-                                         full_kl_direction=kl.direction if kl.is_full else None)
+                                         full_kl_direction=kl.direction if kl.is_full else None,
+                                         synced_gpus=self.strategy.synced_generation)
         except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
             if "inf" in str(exc) and "nan" in str(exc):
                 raise self._diverged("the next-token probabilities are not finite during sampling") from exc
