@@ -96,6 +96,8 @@ def run(
     output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
     merge: Annotated[bool, typer.Option(help="also save a copy with LoRA merged into the weights")] = False,
+    dry_run: Annotated[bool, typer.Option(help="check everything the run needs, load nothing, print a checklist")] = False,
+    gpu_memory: Annotated[Optional[float], typer.Option(help="--dry-run: plan against this many GiB")] = None,
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
     _quiet_libraries()
@@ -107,8 +109,18 @@ def run(
         loaded = load_profile(resume / "profile.yaml", overrides or [])
     else:
         loaded = load_profile(profile, overrides or [])
+    if dry_run:
+        from rlhf.preflight import preflight, print_checklist
+
+        checklist = preflight(loaded, profile_ref=profile, output_dir=output_dir, resume_dir=resume,
+                              gpu_memory=gpu_memory)
+        print_checklist(checklist, console)
+        if not checklist.ready:
+            raise UserError(checklist.error_message())
+        return
     try:
-        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console)
+        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console,
+                              profile_ref=profile)
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None

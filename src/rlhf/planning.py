@@ -1,4 +1,4 @@
-"""GPU memory planning on paper: will a profile fit on a given GPU?
+"""GPU memory and time planning on paper: will a profile fit on a given GPU, and how long will a step take?
 
 The estimate adds up what a run holds at its peak: the (quantised) weights, the trainable parameters with
 their gradients and AdamW state, the reference model (none with LoRA), the KV cache while generating,
@@ -7,11 +7,19 @@ not a measurement: it errs high on activations and adds a fixed CUDA context and
 
 Activation formula: Korthikanti et al. 2022 (https://arxiv.org/abs/2205.05198), ``s*b*h*(34 + 5*a*s/h)``
 bytes per transformer layer in 16-bit.
+
+Time (:func:`estimate_step_time`) is a roofline estimate of one RL step: generation is one decode step per
+new token, each bound by reading every weight or by ``2 * params`` FLOPs per sequence, whichever is slower;
+scoring is a policy and a reference forward; the update is ``epochs`` passes of forward + backward
+(``2 * params`` FLOPs per token per forward; the backward costs two forwards, checkpointing one more).
+The device figures in :data:`A100_40GB` and :func:`cpu_device` are sustained rates, not peaks.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +69,7 @@ KNOWN = {  # so the big profiles can be planned offline
     "meta-llama/Meta-Llama-3-8B-Instruct": LLAMA_3_8B,
     "meta-llama/Meta-Llama-3-8B": LLAMA_3_8B,
     "gpt2": Architecture(50257, 768, 3072, 12, 12, 12, True, False),
+    "distilbert/distilroberta-base": Architecture(50265, 768, 3072, 6, 12, 12, True, False),
 }
 
 
@@ -173,3 +182,83 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
         activations, note = arch.num_layers * per_layer, "every block's activations"
     rows.append(("update", "activations", activations / GIB, note))
     return MemoryPlan(rows, gpu_gib)
+
+
+# ------------------------------------------------------------------------------------------------ time
+
+
+@dataclass(frozen=True)
+class Device:
+    """Sustained throughput: matmul FLOP/s (16-bit on GPUs, fp32 on CPUs) and memory bytes/s."""
+
+    name: str
+    flops: float
+    bandwidth: float
+
+
+# 312 TFLOP/s bf16 peak at 35% utilisation (a typical training MFU); 1.55 TB/s HBM2 (40 GB model).
+A100_40GB = Device("one A100-40GB", flops=312e12 * 0.35, bandwidth=1.555e12)
+# bitsandbytes dequantises 4/8-bit weights to compute_dtype in every matmul: decoding runs several times
+# slower than with 16-bit weights (the QLoRA paper's inference caveat); a factor, not a measurement.
+QUANTISED_DECODE_SLOWDOWN = 3.0
+
+
+def cpu_device() -> Device:
+    """This machine's CPU: about 30 GFLOP/s fp32 per core (AVX2 FMA at ~1/3 of peak) and 10 GB/s of RAM."""
+    cores = os.cpu_count() or 1
+    return Device(f"this CPU ({cores} cores)", flops=cores * 30e9, bandwidth=10e9)
+
+
+def system_memory_gib() -> float:
+    """Physical RAM of this machine in GiB."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / GIB
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds per RL step by phase, on ``device``."""
+
+    device: str
+    generate_s: float
+    score_s: float
+    update_s: float
+
+    @property
+    def step_s(self) -> float:
+        return self.generate_s + self.score_s + self.update_s
+
+    def run_s(self, steps: int) -> float:
+        return self.step_s * steps
+
+
+def estimate_step_time(profile: Profile, arch: Architecture, device: Device, prompt_tokens: int = 64) -> StepTime:
+    """Roofline seconds of one RL step of ``profile`` (see the module docstring for the model)."""
+    rollout, algo = profile.rollout, profile.algo
+    params = arch.linear_params + arch.embedding_params
+    sequences = rollout.completions_per_step
+    tokens = sequences * (prompt_tokens + rollout.max_new_tokens)
+    weight_bytes = arch.linear_params * _weight_bytes_per_param(profile) + arch.embedding_params * _BYTES[profile.model.dtype]
+    micro = rollout.micro_batch_size or sequences
+    per_decode = max(weight_bytes / device.bandwidth, 2 * params * micro / device.flops)
+    if profile.model.quantization is not None:
+        per_decode *= QUANTISED_DECODE_SLOWDOWN
+    generate = math.ceil(sequences / micro) * rollout.max_new_tokens * per_decode
+    score = 2 * (2 * params * tokens) / device.flops  # policy (+ values) and reference forwards
+    passes = 4 if profile.model.gradient_checkpointing else 3  # forward, backward = 2 forwards, recompute
+    update = algo.epochs * passes * 2 * params * tokens / device.flops
+    return StepTime(device.name, generate, score, update)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``5.1 h`` or ``12 days``.
+
+    >>> format_duration(42.0), format_duration(210.0), format_duration(18360.0), format_duration(1.1e6)
+    ('42 s', '3.5 min', '5.1 h', '13 days')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"

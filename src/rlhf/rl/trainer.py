@@ -34,7 +34,9 @@ from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
 from rlhf.models.factory import build_policy, merge_lora
+from rlhf.preflight import check_before_run
 from rlhf.stages.pretrain import with_pretrained_policy
+from rlhf.stages.reward_model import run_reward_model_stage
 from rlhf.rewards import load_rewards
 from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
 from rlhf.models.tokenizer import load_tokenizer
@@ -362,13 +364,18 @@ class Trainer:
 
 
 def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-        merge: bool = False, console: Console | None = None) -> RunResult:
+        merge: bool = False, console: Console | None = None, profile_ref: str = "PROFILE") -> RunResult:
     """Train a profile in a new run folder, or continue the run in ``resume_dir``.
 
-    A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
+    The preflight checks (:mod:`rlhf.preflight`) run first and stop a run that cannot work before anything
+    loads. A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the
+    result; a reward model that a ``reward_model:`` section produces is trained first (once; keyed).
     """
+    check_before_run(profile, console=console, profile_ref=profile_ref, output_dir=output_dir,
+                     resume_dir=resume_dir)
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
+    run_reward_model_stage(profile, console)
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
     trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
     try:
