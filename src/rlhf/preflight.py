@@ -90,7 +90,7 @@ def check_before_run(profile: Profile, *, console=None, **kwargs) -> Preflight:
     if console is not None and int(os.environ.get("RANK", "0")) == 0:
         for check in result.checks:
             if check.status in ("todo", "warn"):
-                console.print(_line(check), soft_wrap=True, highlight=False)
+                console.print(_line(check), soft_wrap=True, highlight=False, markup=False)
     if not result.ready:
         raise ValueError(result.error_message())
     return result
@@ -99,7 +99,7 @@ def check_before_run(profile: Profile, *, console=None, **kwargs) -> Preflight:
 def print_checklist(result: Preflight, console) -> None:
     """The whole checklist, then a verdict line (``error:`` when something blocks, for one clear message)."""
     for check in result.checks:
-        console.print(_line(check), soft_wrap=True, highlight=False)
+        console.print(_line(check), soft_wrap=True, highlight=False, markup=False)
     todo = sum(c.status == "todo" for c in result.checks)
     warned = sum(c.status == "warn" for c in result.checks)
     if result.ready:

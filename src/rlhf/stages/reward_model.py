@@ -405,4 +405,4 @@ def _resolved(path: str) -> Path:
 
 def _say(console, text: str) -> None:
     if console is not None:
-        console.print(text, soft_wrap=True, highlight=False)
+        console.print(text, soft_wrap=True, highlight=False, markup=False)
