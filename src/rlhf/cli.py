@@ -209,16 +209,18 @@ def plan(
     gpu_memory: Annotated[float, typer.Option(help="GPU memory in GiB")] = 40.0,
     prompt_tokens: Annotated[int, typer.Option(help="typical prompt length in tokens")] = 64,
 ) -> None:
-    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations)."""
-    from rlhf.planning import plan_memory, resolve_architecture
+    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations) and time."""
+    from rlhf.planning import plan_memory, resolve_architecture, time_summary
 
     loaded = load_profile(profile, overrides or [])
-    result = plan_memory(loaded, resolve_architecture(loaded), gpu_memory, prompt_tokens)
+    arch = resolve_architecture(loaded)
+    result = plan_memory(loaded, arch, gpu_memory, prompt_tokens)
     table = Table("phase", "what", "GiB", "counted as", title=f"memory plan: {profile}")
     for phase, what, gib, note in result.rows:
         table.add_row(phase, what, f"{gib:.2f}", note)
     console.print(table)
     verdict = "[green]fits[/]" if result.fits else "[red]does not fit[/]"
     console.print(f"peak {result.total_gib:.1f} GiB (during {result.peak_phase}) on a {gpu_memory:g} GiB GPU: {verdict}")
+    console.print(time_summary(loaded, arch, prompt_tokens), soft_wrap=True, highlight=False)
     if not result.fits:
         raise typer.Exit(code=1)

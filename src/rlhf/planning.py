@@ -262,3 +262,12 @@ def format_duration(seconds: float) -> str:
     if seconds < 3 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} days"
+
+
+def time_summary(profile: Profile, arch: Architecture, prompt_tokens: int = 64, device: Device = A100_40GB) -> str:
+    """One line: the estimated seconds per RL step by phase and the whole run's wall time on ``device``."""
+    t = estimate_step_time(profile, arch, device, prompt_tokens)
+    steps = profile.trainer.steps
+    return (f"time (estimate) on {t.device}: about {format_duration(t.step_s)} per RL step (generate "
+            f"{format_duration(t.generate_s)}, score {format_duration(t.score_s)}, update "
+            f"{format_duration(t.update_s)}); {format_duration(t.run_s(steps))} for {steps} steps")

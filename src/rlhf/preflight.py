@@ -26,6 +26,7 @@ from rlhf.planning import (
 Status = Literal["ok", "todo", "warn", "missing"]
 GPU_SIZED_PARAMS = 1e9  # a model this large is meant for a GPU
 MODEL_FILES = ("config.json",)
+GATED_PREFIXES = ("meta-llama/",)  # hub organisations whose models need an accepted licence and a token
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.json", "vocab.txt", "tokenizer.model")
 
 
@@ -77,6 +78,9 @@ def preflight(profile: Profile, *, profile_ref: str = "PROFILE", output_dir: str
     checks += _model_checks("policy", profile)
     checks += _prompt_checks(profile)
     checks += reward_checks(profile, profile_ref)
+    hub_models = [profile.model.name_or_path, getattr(profile.reward_model, "name_or_path", None)]
+    disk = _disk_check([name for name in hub_models if name and _to_download(name)])
+    checks += [disk] if disk is not None else []
     arch = _architecture(profile)
     checks.append(_accelerator_check(profile, arch))
     checks.append(_memory_check(profile, arch, gpu_memory))
@@ -103,7 +107,7 @@ def print_checklist(result: Preflight, console) -> None:
     todo = sum(c.status == "todo" for c in result.checks)
     warned = sum(c.status == "warn" for c in result.checks)
     if result.ready:
-        notes = [f"{todo} step{'s' if todo > 1 else ''} marked todo happen first" if todo else "",
+        notes = [f"{todo} todo item{'s' if todo > 1 else ''} done first" if todo else "",
                  f"{warned} warning{'s' if warned > 1 else ''}" if warned else ""]
         extra = "; ".join(n for n in notes if n)
         console.print(f"dry run: ready to run{' (' + extra + ')' if extra else ''}", soft_wrap=True, highlight=False)
@@ -172,7 +176,10 @@ def locate(item: str, name: str, files: tuple[str, ...], key: str, *, local_hint
     if hub_offline():
         return Check(item, "missing", f"{name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                      f"download it where there is network (hf download {name}), or unset HF_HUB_OFFLINE")
-    size = _size(name) if files == MODEL_FILES else ""
+    if name.startswith(GATED_PREFIXES) and not _has_token():
+        return Check(item, "missing", f"{name} is a gated model and no Hugging Face token is set",
+                     f"accept its licence at https://huggingface.co/{name}, then run `hf auth login` (or set HF_TOKEN)")
+    size = f" (about {download_bytes(name) / 1e9:.2g} GB)" if files == MODEL_FILES and download_bytes(name) else ""
     return Check(item, "todo", f"{name}: not in the Hugging Face cache; downloads on the first run{size}")
 
 
@@ -197,14 +204,39 @@ def _looks_local(name: str) -> bool:
     return explicit or name.count("/") > 1 or ("/" in name and Path(name).expanduser().parent.is_dir())
 
 
-def _size(name: str) -> str:
+def download_bytes(name: str) -> int:
+    """The weights' size on the hub (16-bit safetensors) for the models planning knows; 0 if unknown."""
     arch = KNOWN.get(name)
-    if arch is None:
-        return ""
-    gigabytes = (arch.linear_params + arch.embedding_params) * 2 / 1e9  # 16-bit safetensors on the hub
-    gated = "; a gated model: accept its licence on the hub and run `hf auth login` first" \
-        if name.startswith("meta-llama/") else ""
-    return f" (about {gigabytes:.2g} GB{gated})"
+    return 0 if arch is None else (arch.linear_params + arch.embedding_params) * 2
+
+
+def _to_download(name: str) -> bool:
+    """A hub model that is neither a local folder nor in the Hugging Face cache."""
+    return not Path(name).expanduser().exists() and not isinstance(cached_file(name, "config.json"), str)
+
+
+def _has_token() -> bool:
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
+def _disk_check(names: list[str]) -> Check | None:
+    """Free space in the Hugging Face cache for the weights still to download (known sizes only)."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    needed = sum(download_bytes(name) for name in dict.fromkeys(names))
+    if not needed:
+        return None
+    cache = Path(constants.HF_HUB_CACHE)
+    existing = next(p for p in (cache, *cache.absolute().parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    detail = f"{needed / 1e9:.1f} GB to download into {cache}, {free / 1e9:.0f} GB free"
+    if free < needed * 1.1:
+        return Check("disk", "missing", detail, "free some space, or point HF_HOME at a larger disk")
+    return Check("disk", "ok", detail)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -273,7 +305,7 @@ def reward_checks(profile: Profile, profile_ref: str = "PROFILE") -> list[Check]
 
 
 def _stage_checks(item: str, profile: Profile, profile_ref: str) -> list[Check]:
-    from rlhf.stages.reward_model import EVAL_FILE, stage_state, stage_summary
+    from rlhf.stages.reward_model import EVAL_FILE, stage_state, stage_summary, stage_users
 
     cfg, state = profile.reward_model, stage_state(profile)
     if state == "trained":
@@ -281,9 +313,13 @@ def _stage_checks(item: str, profile: Profile, profile_ref: str) -> list[Check]:
         return [Check(item, "ok", f"{cfg.output_dir}: trained by the reward_model: section ({stage_summary(metrics)})")]
     if state == "foreign":
         return [Check(item, "ok", f"{cfg.output_dir}: a model made elsewhere (no {EVAL_FILE}); used as it is")]
+    label = next((profile.rewards[i].options.get("label") for i in stage_users(profile)), None)
+    if cfg.kind == "classifier" and isinstance(label, int) and not 0 <= label < cfg.num_labels:
+        return [Check(item, "missing", f"label {label} is not a class of the reward model "
+                      f"(reward_model.num_labels={cfg.num_labels})", f"set the reward's label to 0..{cfg.num_labels - 1}")]
     why = "not trained yet" if state == "missing" else "trained with other reward_model: settings"
     checks = [Check(item, "todo", f"{cfg.output_dir}: {why}; the run trains it first ({cfg.kind} on {cfg.data}, "
-                    f"{cfg.epochs:g} epochs)")]
+                    f"{cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'})")]
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         checks.append(Check("reward model stage", "missing", "a multi-process launch does not train the reward model",
                             f"train it once first: rlhf train-reward -p {profile_ref}"))

@@ -49,3 +49,9 @@ def test_plan_command():
     assert too_small.exit_code == 1 and "does not fit" in too_small.output
     tiny = CliRunner().invoke(app, ["plan", "-p", "tiny-gpt2"])
     assert tiny.exit_code == 0
+
+
+def test_plan_command_prints_the_time_estimate():
+    result = CliRunner().invoke(app, ["plan", "-p", "occupations-8b"])
+    assert result.exit_code == 0
+    assert "time (estimate) on one A100-40GB" in result.output and "for 2000 steps" in result.output

@@ -106,12 +106,19 @@ def test_hub_names_download_when_online_and_block_when_offline(tmp_path, monkeyp
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setattr(preflight_module, "_has_token", lambda: False)
+    anonymous = preflight(load_profile("a100-8b"), profile_ref="a100-8b", output_dir=tmp_path)
+    assert {c.item for c in anonymous.blocking} == {"policy model", "policy tokenizer"}  # Llama 3 is gated
+    assert "hf auth login" in anonymous.error_message()
+
+    monkeypatch.setattr(preflight_module, "_has_token", lambda: True)
     online = preflight(load_profile("a100-8b"), profile_ref="a100-8b", output_dir=tmp_path)
     by_item = {c.item: c for c in online.checks}
     assert online.ready
     assert by_item["policy model"].status == "todo" and "about 16 GB" in by_item["policy model"].detail
     assert by_item["reward model data"].status == "todo"
     assert by_item["reward 0 (classifier)"].status == "todo"
+    assert by_item["disk"].status == "ok" and "16.2 GB to download" in by_item["disk"].detail
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline = preflight(load_profile("a100-8b"), profile_ref="a100-8b", output_dir=tmp_path)
@@ -170,3 +177,22 @@ def test_step_time_by_hand():
 
 def test_format_duration():
     assert [format_duration(s) for s in (42.0, 210.0, 18360.0, 1.1e6)] == ["42 s", "3.5 min", "5.1 h", "13 days"]
+
+
+def test_every_shipped_profile_gets_a_checklist_or_one_clear_error():
+    from rlhf.config import available_profiles
+
+    for name in available_profiles():
+        result = dry_run("-p", name)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (name, result.exception)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert (result.exit_code, len(errors)) in ((0, 0), (2, 1)), (name, result.output)
+        assert "profile" in statuses(result.output), result.output
+
+
+def test_a_label_outside_the_reward_models_classes_blocks(tmp_path):
+    result = dry_run("-p", "a100-8b", "--set", f"reward_model.output_dir={tmp_path}/rm",
+                     "--set", f"rewards=[{{name: classifier, model: {tmp_path}/rm, label: 2}}]")
+    assert result.exit_code == 2
+    assert statuses(result.output)["reward 0 (classifier)"] == "missing"
+    assert "label 2 is not a class of the reward model (reward_model.num_labels=2)" in " ".join(result.output.split())
