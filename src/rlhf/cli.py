@@ -97,7 +97,7 @@ def run(
     output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
     merge: Annotated[bool, typer.Option(help="also save a copy with LoRA merged into the weights")] = False,
-    dry_run: Annotated[bool, typer.Option(help="check everything the run needs, load nothing, print a checklist")] = False,
+    dry_run: Annotated[bool, typer.Option(help="check what the run needs, load nothing, print a checklist")] = False,
     gpu_memory: Annotated[Optional[float], typer.Option(help="--dry-run: plan against this many GiB")] = None,
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""

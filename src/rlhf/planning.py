@@ -237,7 +237,8 @@ def estimate_step_time(profile: Profile, arch: Architecture, device: Device, pro
     params = arch.linear_params + arch.embedding_params
     sequences = rollout.completions_per_step
     tokens = sequences * (prompt_tokens + rollout.max_new_tokens)
-    weight_bytes = arch.linear_params * _weight_bytes_per_param(profile) + arch.embedding_params * _BYTES[profile.model.dtype]
+    weight_bytes = (arch.linear_params * _weight_bytes_per_param(profile)
+                    + arch.embedding_params * _BYTES[profile.model.dtype])
     micro = rollout.micro_batch_size or sequences
     per_decode = max(weight_bytes / device.bandwidth, 2 * params * micro / device.flops)
     if profile.model.quantization is not None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rlhf import hub
 from rlhf.config import Profile
 from rlhf.planning import (
     A100_40GB, KNOWN, Architecture, architecture_from_config, cpu_device, estimate_step_time, format_duration,
@@ -79,7 +80,7 @@ def preflight(profile: Profile, *, profile_ref: str = "PROFILE", output_dir: str
     checks += _prompt_checks(profile)
     checks += reward_checks(profile, profile_ref)
     hub_models = [profile.model.name_or_path, getattr(profile.reward_model, "name_or_path", None)]
-    disk = _disk_check([name for name in hub_models if name and _to_download(name)])
+    disk = _disk_check([name for name in hub_models if name and hub.needs_download(name)])
     checks += [disk] if disk is not None else []
     arch = _architecture(profile)
     checks.append(_accelerator_check(profile, arch))
@@ -149,7 +150,7 @@ def _has_chat_template(name: str) -> bool:
     """A chat template in the tokenizer's ``chat_template.jinja`` or ``tokenizer_config.json`` (local or cached)."""
     def find(filename: str) -> Path | None:
         folder = Path(name).expanduser()
-        path = folder / filename if folder.is_dir() else cached_file(name, filename)
+        path = folder / filename if folder.is_dir() else hub.cached_file(name, filename)
         return Path(path) if isinstance(path, (str, Path)) and Path(path).is_file() else None
 
     if find("chat_template.jinja") is not None:
@@ -169,56 +170,19 @@ def locate(item: str, name: str, files: tuple[str, ...], key: str, *, local_hint
             return Check(item, "ok", f"{name} (local folder)")
         return Check(item, "missing", f"folder {name} has none of {', '.join(files)}",
                      f"set {key} to a folder saved with save_pretrained")
-    if local_hint or folder.exists() or _looks_local(name):
+    if local_hint or folder.exists() or hub.looks_local(name):
         return Check(item, "missing", f"no folder {name}", f"set {key} to an existing folder or a hub name")
-    if any(isinstance(cached_file(name, f), str) for f in files):
+    if any(isinstance(hub.cached_file(name, f), str) for f in files):
         return Check(item, "ok", f"{name} (in the Hugging Face cache)")
-    if hub_offline():
+    if hub.offline():
         return Check(item, "missing", f"{name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                      f"download it where there is network (hf download {name}), or unset HF_HUB_OFFLINE")
-    if name.startswith(GATED_PREFIXES) and not _has_token():
+    if name.startswith(GATED_PREFIXES) and not hub.has_token():
         return Check(item, "missing", f"{name} is a gated model and no Hugging Face token is set",
                      f"accept its licence at https://huggingface.co/{name}, then run `hf auth login` (or set HF_TOKEN)")
-    size = f" (about {download_bytes(name) / 1e9:.2g} GB)" if files == MODEL_FILES and download_bytes(name) else ""
+    size = hub.download_bytes(name) if files == MODEL_FILES else 0
+    size = f" (about {size / 1e9:.2g} GB)" if size else ""
     return Check(item, "todo", f"{name}: not in the Hugging Face cache; downloads on the first run{size}")
-
-
-def cached_file(repo_id: str, filename: str, repo_type: str | None = None):
-    """The cached path of ``filename`` in hub repo ``repo_id`` (a ``str``), or something else if not cached."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return try_to_load_from_cache(repo_id, filename, repo_type=repo_type)
-    except Exception:  # noqa: BLE001 - an invalid repo id is simply "not cached"
-        return None
-
-
-def hub_offline() -> bool:
-    """Whether the hub may not be reached (``HF_HUB_OFFLINE``), read now rather than at import time."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _looks_local(name: str) -> bool:
-    """A path rather than a hub ``org/name``: explicit, deeper than two parts, or under an existing folder."""
-    explicit = name.startswith(("/", "./", "../", "~", ".\\")) or Path(name).is_absolute()
-    return explicit or name.count("/") > 1 or ("/" in name and Path(name).expanduser().parent.is_dir())
-
-
-def download_bytes(name: str) -> int:
-    """The weights' size on the hub (16-bit safetensors) for the models planning knows; 0 if unknown."""
-    arch = KNOWN.get(name)
-    return 0 if arch is None else (arch.linear_params + arch.embedding_params) * 2
-
-
-def _to_download(name: str) -> bool:
-    """A hub model that is neither a local folder nor in the Hugging Face cache."""
-    return not Path(name).expanduser().exists() and not isinstance(cached_file(name, "config.json"), str)
-
-
-def _has_token() -> bool:
-    from huggingface_hub import get_token
-
-    return get_token() is not None
 
 
 def _disk_check(names: list[str]) -> Check | None:
@@ -227,7 +191,7 @@ def _disk_check(names: list[str]) -> Check | None:
 
     from huggingface_hub import constants
 
-    needed = sum(download_bytes(name) for name in dict.fromkeys(names))
+    needed = sum(hub.download_bytes(name) for name in dict.fromkeys(names))
     if not needed:
         return None
     cache = Path(constants.HF_HUB_CACHE)
@@ -245,7 +209,8 @@ def _disk_check(names: list[str]) -> Check | None:
 def _prompt_checks(profile: Profile) -> list[Check]:
     sources = [profile.data.prompts] if isinstance(profile.data.prompts, str) else list(profile.data.prompts)
     if not sources:
-        return [Check("prompts", "missing", "data.prompts is an empty list", "name a source, e.g. builtin:review-openers")]
+        return [Check("prompts", "missing", "data.prompts is an empty list",
+                      "name a source, e.g. builtin:review-openers")]
     return [source_check("prompts", source, "data.prompts") for source in sources]
 
 
@@ -267,21 +232,13 @@ def source_check(item: str, source: str, key: str) -> Check:
         return Check(item, "missing", f"{source}: no such file (relative to {Path.cwd()})", f"fix {key}")
     if Path(parsed.name).expanduser().is_dir():
         return Check(item, "ok", f"{source} (local data folder)")
-    if _dataset_cached(parsed.name):
+    if hub.dataset_cached(parsed.name):
         return Check(item, "ok", f"{source} (in the Hugging Face cache)")
-    if hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    if hub.offline(datasets=True):
         return Check(item, "missing", f"data set {parsed.name} is not in the Hugging Face cache and the hub is "
                      "offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)",
                      f"download it where there is network (hf download {parsed.name} --repo-type dataset)")
     return Check(item, "todo", f"{source}: not in the Hugging Face cache; downloads on the first run")
-
-
-def _dataset_cached(name: str) -> bool:
-    from huggingface_hub import constants
-
-    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{name.replace('/', '--')}" / "snapshots"
-    datasets_cache = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets")
-    return (hub.is_dir() and any(hub.iterdir())) or (datasets_cache / name.replace("/", "___")).is_dir()
 
 
 # ------------------------------------------------------------------------------------- rewards
@@ -316,7 +273,8 @@ def _stage_checks(item: str, profile: Profile, profile_ref: str) -> list[Check]:
     label = next((profile.rewards[i].options.get("label") for i in stage_users(profile)), None)
     if cfg.kind == "classifier" and isinstance(label, int) and not 0 <= label < cfg.num_labels:
         return [Check(item, "missing", f"label {label} is not a class of the reward model "
-                      f"(reward_model.num_labels={cfg.num_labels})", f"set the reward's label to 0..{cfg.num_labels - 1}")]
+                      f"(reward_model.num_labels={cfg.num_labels})",
+                      f"set the reward's label to 0..{cfg.num_labels - 1}")]
     why = "not trained yet" if state == "missing" else "trained with other reward_model: settings"
     checks = [Check(item, "todo", f"{cfg.output_dir}: {why}; the run trains it first ({cfg.kind} on {cfg.data}, "
                     f"{cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'})")]
@@ -349,6 +307,10 @@ def _reward_check(item: str, index: int, spec, profile: Profile, profile_ref: st
         if not package_installed(module):
             return Check(item, "missing", f"optional package {module.split('.')[0]!r} is not installed",
                          f"pip install 'rlhf[{extra}]'")
+    if isinstance(options.get("tokenizer"), str):
+        tokenizer = _tokenizer_check(item, options["tokenizer"], f"rewards.{index}.tokenizer")
+        if tokenizer.status == "missing":
+            return tokenizer
     if "model" in options:
         check = locate(item, str(options["model"]), MODEL_FILES, f"rewards.{index}.model",
                        local_hint=_under(str(options["model"]), profile.trainer.output_dir))
@@ -383,7 +345,7 @@ def _architecture(profile: Profile) -> Architecture | None:
     if model.random_init is not None or model.name_or_path in KNOWN:
         return resolve_architecture(profile)
     local = Path(model.name_or_path).expanduser() / "config.json"
-    cached = cached_file(model.name_or_path, "config.json")
+    cached = hub.cached_file(model.name_or_path, "config.json")
     path = local if local.is_file() else Path(cached) if isinstance(cached, str) else None
     if path is None:
         return None

@@ -10,6 +10,7 @@ from faults.harness import assert_clean_failure, invoke
 from rich.console import Console
 from typer.testing import CliRunner
 
+from rlhf import hub
 from rlhf import preflight as preflight_module
 from rlhf.cli import app
 from rlhf.config import load_profile
@@ -106,12 +107,12 @@ def test_hub_names_download_when_online_and_block_when_offline(tmp_path, monkeyp
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-home"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
-    monkeypatch.setattr(preflight_module, "_has_token", lambda: False)
+    monkeypatch.setattr(hub, "has_token", lambda: False)
     anonymous = preflight(load_profile("a100-8b"), profile_ref="a100-8b", output_dir=tmp_path)
     assert {c.item for c in anonymous.blocking} == {"policy model", "policy tokenizer"}  # Llama 3 is gated
     assert "hf auth login" in anonymous.error_message()
 
-    monkeypatch.setattr(preflight_module, "_has_token", lambda: True)
+    monkeypatch.setattr(hub, "has_token", lambda: True)
     online = preflight(load_profile("a100-8b"), profile_ref="a100-8b", output_dir=tmp_path)
     by_item = {c.item: c for c in online.checks}
     assert online.ready

@@ -93,6 +93,8 @@ class Trainer:
         checkpoint = latest_checkpoint(self.run_dir) if resume else None
         if resume and checkpoint is None:
             raise ValueError(f"--resume {self.run_dir}: no complete checkpoint in {self.run_dir / 'checkpoints'}")
+        # Rewards first: a reward model that cannot load fails before the (possibly 8B) policy does.
+        self.reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
         self.tokenizer = load_tokenizer(profile.model.tokenizer)
         policy = build_policy(profile.model, with_value_head=self.estimator.needs_value_head, seed=profile.seed,
                               device=self.accelerator.device,
@@ -101,7 +103,6 @@ class Trainer:
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
-        self.reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
         t = profile.trainer
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
