@@ -58,8 +58,8 @@ class Preflight:
     def error_message(self) -> str:
         """One line naming every blocking check and its fix."""
         parts = [f"{c.item}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in self.blocking]
-        count = f"{len(parts)} check{'s' if len(parts) > 1 else ''}"
-        return f"{count} of the preflight block the run: " + "; ".join(parts)
+        count = "1 check blocks" if len(parts) == 1 else f"{len(parts)} checks block"
+        return f"preflight: {count} the run: " + "; ".join(parts)
 
 
 def preflight(profile: Profile, *, profile_ref: str = "PROFILE", output_dir: str | Path | None = None,
