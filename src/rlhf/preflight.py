@@ -410,11 +410,11 @@ def _memory_check(profile: Profile, arch: Architecture | None, gpu_memory: float
 
 
 def _run_folder_check(profile: Profile, output_dir: str | Path | None, resume_dir: str | Path | None) -> Check:
-    from rlhf.rl.trainer import new_run_dir
+    from rlhf.rl.trainer import run_dir_name
 
     if resume_dir is not None:
         return Check("run folder", "ok", f"resumes {resume_dir}")
-    run_dir = new_run_dir(profile, output_dir or profile.trainer.output_dir)
+    run_dir = Path(output_dir or profile.trainer.output_dir) / run_dir_name(profile)
     existing = next(p for p in (run_dir, *run_dir.absolute().parents) if p.exists())
     if not os.access(existing, os.W_OK):
         return Check("run folder", "missing", f"{run_dir.parent}: not writable ({existing} is read-only)",
