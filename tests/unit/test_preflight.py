@@ -197,3 +197,18 @@ def test_a_label_outside_the_reward_models_classes_blocks(tmp_path):
     assert result.exit_code == 2
     assert statuses(result.output)["reward 0 (classifier)"] == "missing"
     assert "label 2 is not a class of the reward model (reward_model.num_labels=2)" in " ".join(result.output.split())
+
+
+def test_a_reward_model_that_cannot_load_fails_before_the_policy_loads(tmp_path, monkeypatch):
+    import rlhf.rl.trainer as trainer
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the policy was loaded")
+
+    monkeypatch.setattr(trainer, "build_policy", must_not_load)
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # passes the preflight (a folder with a config), has no weights
+    outcome = invoke(["run", "-p", "tiny-gpt2", "--output-dir", str(tmp_path / "runs"), "--set",
+                      f"rewards=[{{name: classifier, model: {broken}}}]"])
+    assert_clean_failure(outcome, 2, [f"option 'model'={str(broken)!r}"])
