@@ -28,6 +28,7 @@ from rlhf.config import Profile
 GIB = 1024**3
 CUDA_CONTEXT_GIB = 1.0  # CUDA context, cuBLAS workspaces and allocator fragmentation
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+_UNGATED_MLP = ("gpt2", "bert", "roberta", "xlm-roberta", "electra", "deberta", "deberta-v2")  # up + down only
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def architecture_from_config(config: dict) -> Architecture:
     get = lambda *keys: next(config[k] for k in keys if config.get(k) is not None)  # noqa: E731
     hidden = get("hidden_size", "n_embd")
     heads = get("num_attention_heads", "n_head")
-    gated = "intermediate_size" in config and config.get("model_type") != "gpt2"
+    gated = "intermediate_size" in config and config.get("model_type") not in _UNGATED_MLP
     return Architecture(
         vocab_size=get("vocab_size"), hidden_size=hidden,
         intermediate_size=config.get("intermediate_size") or config.get("n_inner") or 4 * hidden,
@@ -108,6 +109,48 @@ def resolve_architecture(profile: Profile) -> Architecture:
         return architecture_from_config(AutoConfig.from_pretrained(model.name_or_path).to_dict())
     except OSError as exc:
         raise ValueError(f"cannot read the config of model.name_or_path={model.name_or_path!r}: {exc}") from exc
+
+
+def reward_model_rows(profile: Profile) -> list[tuple[str, str, float, str]]:
+    """The weights of the rewards' models (classifier, judge), resident on the device for the whole run.
+
+    Sized from the known table or a local config.json; the reward-model stage's output is sized by its base
+    model. Counted in fp32 unless the config says 16-bit (the classifier reward loads the saved dtype).
+    """
+    rows = []
+    stage = profile.reward_model
+    for index, spec in enumerate(profile.rewards):
+        model = spec.options.get("model")
+        if not isinstance(model, str):
+            continue
+        produced = stage is not None and Path(model).resolve() == Path(stage.output_dir).resolve()
+        source = (stage.name_or_path or model) if produced else model
+        config = _local_config(source)
+        if source in KNOWN:
+            arch, width = KNOWN[source], 4
+        elif config is not None:
+            try:
+                arch = architecture_from_config(config)
+            except (KeyError, StopIteration, TypeError):
+                arch = None
+            width = _BYTES.get(str(config.get("dtype") or config.get("torch_dtype")), 4)
+        else:
+            arch = None
+        what = f"reward {index} model ({spec.name})"
+        if arch is None:
+            rows.append(("all", what, 0.0, f"{source}: size unknown (no config.json yet)"))
+            continue
+        params = arch.linear_params + arch.embedding_params
+        rows.append(("all", what, params * width / GIB, f"{source}: {params / 1e6:.0f} M params x {width} bytes"))
+    return rows
+
+
+def _local_config(source: str) -> dict | None:
+    path = Path(source).expanduser() / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -166,6 +209,7 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
         trainable = arch.linear_params + arch.embedding_params
         rows.append(("all", "grads + AdamW", trainable * (dtype_bytes + 8) / GIB, "all weights trainable"))
         rows.append(("all", "reference model", trainable * dtype_bytes / GIB, "frozen copy"))
+    rows += reward_model_rows(profile)
     rows.append(("all", "CUDA context + allocator margin", CUDA_CONTEXT_GIB, "fixed"))
     micro = rollout.micro_batch_size or rollout.completions_per_step
     kv = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * seq * micro * 2
