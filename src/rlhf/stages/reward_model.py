@@ -19,6 +19,7 @@ section's ``output_dir``: once, keyed by the section's settings and the seed, as
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -377,8 +378,9 @@ def run_reward_model_stage(profile: Profile, console=None) -> StageState:
         report = json.loads((tmp / EVAL_FILE).read_text(encoding="utf-8"))
         report["config"]["output_dir"] = cfg.output_dir  # where it lives, not the staging folder
         (tmp / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()  # the policy loads next: give it the encoder's memory back
+    if torch.cuda.is_available():  # the policy loads next: give it the training run's memory back
+        gc.collect()
+        torch.cuda.empty_cache()
     _say(console, f"reward model: {stage_summary(result.metrics)}; trained in {time.perf_counter() - start:.0f} s")
     return state
 
