@@ -63,8 +63,13 @@ class Preflight:
 
 
 def preflight(profile: Profile, *, profile_ref: str = "PROFILE", output_dir: str | Path | None = None,
-              resume_dir: str | Path | None = None, gpu_memory: float | None = None) -> Preflight:
-    """Every check of ``profile``; ``profile_ref`` is the ``-p`` value used in fix commands."""
+              resume_dir: str | Path | None = None, gpu_memory: float | None = None,
+              check_rewards: bool = True) -> Preflight:
+    """Every check of ``profile``; ``profile_ref`` is the ``-p`` value used in fix commands.
+
+    ``check_rewards=False``: the rewards were given as Python objects (``rlhf.run(rewards=...)``), which
+    the run builds itself, before the policy.
+    """
     from rlhf.stages.pretrain import is_pretrained, pointed_at_pretrained
 
     checks = [Check("profile", "ok", f"{profile_ref}: {profile.description or 'no description'}")]
@@ -78,7 +83,10 @@ def preflight(profile: Profile, *, profile_ref: str = "PROFILE", output_dir: str
         profile = run_profile if done else profile
     checks += _model_checks("policy", profile)
     checks += _prompt_checks(profile)
-    checks += reward_checks(profile, profile_ref)
+    if check_rewards:
+        checks += reward_checks(profile, profile_ref)
+    else:
+        checks.append(Check("rewards", "ok", "given in Python; built before the policy loads"))
     hub_models = [profile.model.name_or_path, getattr(profile.reward_model, "name_or_path", None)]
     disk = _disk_check([name for name in hub_models if name and hub.needs_download(name)])
     checks += [disk] if disk is not None else []
