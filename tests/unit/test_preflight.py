@@ -212,3 +212,27 @@ def test_a_reward_model_that_cannot_load_fails_before_the_policy_loads(tmp_path,
     outcome = invoke(["run", "-p", "tiny-gpt2", "--output-dir", str(tmp_path / "runs"), "--set",
                       f"rewards=[{{name: classifier, model: {broken}}}]"])
     assert_clean_failure(outcome, 2, [f"option 'model'={str(broken)!r}"])
+
+
+def test_hub_names_found_in_the_hugging_face_cache_are_ok(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    for repo, files in (("org/flirt-classifier", {"config.json": "{}"}),
+                        ("org/policy", {"config.json": json.dumps(LLAMA_3_8B_CONFIG), "tokenizer.json": "{}"})):
+        folder = cache / f"models--{repo.replace('/', '--')}"
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text("abc123")
+        for name, text in files.items():
+            (folder / "snapshots" / "abc123").mkdir(parents=True, exist_ok=True)
+            (folder / "snapshots" / "abc123" / name).write_text(text)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    profile = load_profile("tiny-gpt2", ["model.random_init=null", "model.name_or_path=org/policy",
+                                         "model.tokenizer=org/policy",
+                                         "rewards=[{name: classifier, model: org/flirt-classifier}]"])
+    checks = {c.item: c for c in preflight(profile, gpu_memory=1000).checks}
+    for item in ("policy model", "policy tokenizer", "reward 0 (classifier)"):
+        assert (checks[item].status, checks[item].detail.endswith("(in the Hugging Face cache)")) == ("ok", True)
+    peak = float(re.search(r"peak ([\d.]+) GiB", checks["memory plan"].detail).group(1))
+    assert peak > 30  # planned from the cached config: 8 B float32 weights, not a tiny model
+    assert "disk" not in checks  # nothing to download
