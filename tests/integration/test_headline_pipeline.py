@@ -18,7 +18,7 @@ from rlhf.cli import app
 
 CPU_SIZES = ["rollout.batch_size=4", "rollout.micro_batch_size=4", "algo.mini_batch_size=4",
              "rollout.max_new_tokens=6", "trainer.steps=2", "trainer.log_with=[csv]",
-             "reward_model.epochs=4", "reward_model.learning_rate=3e-3", "reward_model.max_length=32"]
+             "reward_model.epochs=3", "reward_model.learning_rate=3e-3", "reward_model.max_length=32"]
 
 
 def invoke(*args):
@@ -29,7 +29,7 @@ def invoke(*args):
 
 def test_a100_8b_trains_its_reward_model_once_then_runs_ppo_with_it(tmp_path, monkeypatch):
     llama = make_tiny_llama(tmp_path / "stand-ins" / "llama")
-    data = make_flirty_or_not(tmp_path / "stand-ins" / "flirty_or_not")
+    data = make_flirty_or_not(tmp_path / "stand-ins" / "flirty_or_not", train=128)
     encoder = make_tiny_encoder(tmp_path / "stand-ins" / "encoder", [t for t, _ in flirty_texts(64, seed=9)])
     hub_names = [f"model.name_or_path={llama}", f"model.tokenizer={llama}",
                  f"reward_model.name_or_path={encoder}", f"reward_model.tokenizer={encoder}",
@@ -59,5 +59,5 @@ def test_a100_8b_trains_its_reward_model_once_then_runs_ppo_with_it(tmp_path, mo
     assert weights.stat().st_mtime_ns == trained_at
     assert len(list((tmp_path / "outputs").glob("llama_*"))) == 2
 
-    changed = invoke("run", "-p", "a100-8b", "--dry-run", *sets, "--set", "reward_model.epochs=5")
+    changed = invoke("run", "-p", "a100-8b", "--dry-run", *sets, "--set", "reward_model.epochs=4")
     assert "trained with other reward_model: settings; the run trains it first" in changed
