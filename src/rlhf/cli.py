@@ -124,6 +124,8 @@ def run(
     output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
     merge: Annotated[bool, typer.Option(help="also save a copy with LoRA merged into the weights")] = False,
+    dry_run: Annotated[bool, typer.Option(help="check what the run needs, load nothing, print a checklist")] = False,
+    gpu_memory: Annotated[Optional[float], typer.Option(help="--dry-run: plan against this many GiB")] = None,
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
     _quiet_libraries()
@@ -135,8 +137,18 @@ def run(
         loaded = load_profile(resume / "profile.yaml", overrides or [])
     else:
         loaded = load_profile(profile, overrides or [])
+    if dry_run:
+        from rlhf.preflight import preflight, print_checklist
+
+        checklist = preflight(loaded, profile_ref=profile, output_dir=output_dir, resume_dir=resume,
+                              gpu_memory=gpu_memory)
+        print_checklist(checklist, console)
+        if not checklist.ready:
+            raise UserError(checklist.error_message())
+        return
     try:
-        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console)
+        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console,
+                              profile_ref=profile)
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None
@@ -241,8 +253,8 @@ def plan(
     gpus: Annotated[Optional[int], typer.Option(min=1, help="GPUs the run is launched on (default: the fewest "
                                                             "that fit with strategy fsdp, else 1)")] = None,
 ) -> None:
-    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations)."""
-    from rlhf.planning import gpus_needed, plan_memory, resolve_architecture
+    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations) and time."""
+    from rlhf.planning import gpus_needed, plan_memory, resolve_architecture, time_summary
 
     loaded = load_profile(profile, overrides or [])
     arch = resolve_architecture(loaded)
@@ -266,5 +278,6 @@ def plan(
         console.print(f"needs: more than 64 x {gpu_memory:g} GiB GPUs, or larger GPUs{hint}")
     else:
         console.print(f"needs: {needed} x {gpu_memory:g} GiB GPU(s)")
+    console.print(time_summary(loaded, arch, prompt_tokens), soft_wrap=True, highlight=False)
     if not result.fits:
         raise typer.Exit(code=1)
