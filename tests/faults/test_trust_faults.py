@@ -155,11 +155,11 @@ def test_a_failed_final_save_leaves_no_half_final_folder(tmp_path, monkeypatch):
 
     original = Policy.save
 
-    def failing_save(self, folder, tokenizer=None):
+    def failing_save(self, folder, tokenizer=None, state_dict=None):
         if Path(folder).name.startswith(".tmp-final"):
-            original(self, folder, tokenizer)  # write part of it, then fail like a full disk
+            original(self, folder, tokenizer, state_dict)  # write part of it, then fail like a full disk
             raise OSError(28, "No space left on device")
-        return original(self, folder, tokenizer)
+        return original(self, folder, tokenizer, state_dict)
 
     monkeypatch.setattr(Policy, "save", failing_save)
     outcome = invoke(["run", "--output-dir", str(tmp_path), "--set", "trainer.steps=2", *FAST])
