@@ -1,7 +1,8 @@
-"""Atomic folder writes: a folder appears complete or not at all, even if the process dies mid-write."""
+"""Files and folders: atomic folder writes, and readable reasons when the file system says no."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -35,3 +36,30 @@ def atomic_directory(target: str | Path, *, replace: bool = False) -> Iterator[P
         tmp.rename(target)
     except OSError:  # another process finished first: keep its folder
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_REASONS = {
+    errno.ENOSPC: "disk full (no space left on the device); free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
+    errno.EROFS: "read-only file system; choose a writable folder",
+    errno.EACCES: "permission denied (read-only for this user); choose a writable folder or fix its permissions",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; remove that file or choose another folder",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.EEXIST: "a file or folder already exists there",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "the path is too long",
+}
+
+
+def explain_os_error(exc: OSError) -> str:
+    """One line saying which path failed and why, e.g. ``/runs/x: disk full (no space left ...)``.
+
+    The one place that maps an ``OSError``'s errno to words a user can act on; errors raised with a
+    message of our own (no errno) keep that message.
+    """
+    if exc.errno is None:
+        return str(exc)
+    reason = _REASONS.get(exc.errno, exc.strerror or str(exc))
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths) or 'a file operation'}: {reason}"
