@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ def atomic_directory(target: str | Path, *, replace: bool = False) -> Iterator[P
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".tmp-{target.name}-"))
     try:
-        yield tmp
+        with names_path(target):
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -36,6 +38,34 @@ def atomic_directory(target: str | Path, *, replace: bool = False) -> Iterator[P
         tmp.rename(target)
     except OSError:  # another process finished first: keep its folder
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def names_path(path: str | Path) -> Iterator[None]:
+    """Re-raise a failed write under ``path`` as an ``OSError`` that names ``path``.
+
+    Python's ``write`` reports a full disk with no file name, and ``torch.save`` as a ``RuntimeError``
+    riddle (``unexpected pos 704 vs 598``): with the disk (nearly) full, both become ENOSPC for ``path``.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        code = exc.errno if isinstance(exc, OSError) else None
+        if code in (errno.ENOSPC, errno.EDQUOT) or (code is None and _disk_full(Path(path))):
+            raise OSError(code or errno.ENOSPC, os.strerror(code or errno.ENOSPC), str(path)) from exc
+        if isinstance(exc, OSError) and code is not None and exc.filename is None:
+            raise OSError(code, exc.strerror, str(path)) from exc
+        raise
+
+
+def _disk_full(path: Path, margin: int = 1 << 20) -> bool:
+    """Less than ``margin`` bytes free on the disk holding ``path`` (or its nearest existing parent)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free < margin
+    except OSError:
+        return False
 
 
 _REASONS = {
@@ -61,5 +91,7 @@ def explain_os_error(exc: OSError) -> str:
     if exc.errno is None:
         return str(exc)
     reason = _REASONS.get(exc.errno, exc.strerror or str(exc))
+    if exc.errno == errno.EEXIST and exc.filename is not None and Path(exc.filename).is_file():
+        reason = "it is a file, not a folder; remove that file or choose another folder"
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     return f"{' -> '.join(paths) or 'a file operation'}: {reason}"

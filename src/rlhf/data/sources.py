@@ -149,7 +149,9 @@ def _read_file(path: Path, suffix: str, source: str) -> list[dict]:
         try:
             return pq.read_table(path).to_pylist()
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise ValueError(f"data source {source!r}: file {str(path)!r} is not a readable parquet file: {exc}") from None
+            raise ValueError(
+                f"data source {source!r}: file {str(path)!r} is not a readable parquet file: {exc}"
+            ) from None
     if suffix == ".csv":
         import pandas as pd
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from rlhf.config import ModelConfig, RandomInit
 from rlhf.fsutil import atomic_directory
+from rlhf.models.layers import check_model_options
 from rlhf.models.policy import VALUE_HEAD_FILE, Policy, ValueHead
 from rlhf.models.tokenizer import cache_dir, load_tokenizer
 
@@ -126,7 +127,8 @@ def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | 
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
     lora = cfg.lora
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+                        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none",
+                        fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2's Conv1D stores W transposed
     return get_peft_model(model, config)
 
 
@@ -143,6 +145,7 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     if cfg.quantization is not None and cfg.lora is None:
         raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
     source = model_source(cfg, seed)
+    check_model_options(cfg, source)  # before the weights load: a wrong LoRA target or quantisation fails fast
     if adapter_dir is not None and cfg.lora is None:
         source = adapter_dir  # a full fine-tuned model was saved there
     model = load_causal_lm(source, cfg, device)

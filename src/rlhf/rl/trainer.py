@@ -9,6 +9,8 @@ are averaged by DDP, the main process writes logs and checkpoints.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import signal
 import time
 from contextlib import contextmanager, nullcontext
@@ -32,10 +34,13 @@ from rlhf.rl.checkpoint import (
 )
 from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
+from rlhf.data.context import fit_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
 from rlhf.models.factory import build_policy, merge_lora
+from rlhf.models.layers import context_length
 from rlhf.stages.pretrain import with_pretrained_policy
 from rlhf.rewards import load_rewards
+from rlhf.rewards.composite import DroppedStepGuard
 from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
 from rlhf.models.tokenizer import load_tokenizer
 from rlhf.tracking import Tracker
@@ -97,6 +102,13 @@ class Trainer:
                               adapter_dir=checkpoint / POLICY_DIR if checkpoint else None)
         disable_dropout(policy)
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
+        context = context_length(policy.model.config)
+        fitted = fit_prompts(self.prompts, self.tokenizer, context, profile.rollout.max_new_tokens)
+        if fitted.num_cut and self.is_main:  # once per run, not per batch
+            self.console.print(f"[yellow]warning:[/] {fitted.warning(profile.rollout.max_new_tokens, context)}",
+                               soft_wrap=True, highlight=False)
+        self.prompts, self.max_prompt_tokens = fitted.prompts, fitted.max_prompt_tokens
+        self.dropped_guard = DroppedStepGuard()
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
         self.reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
@@ -126,15 +138,15 @@ class Trainer:
     def rollout(self) -> RolloutBatch:
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         prompts = self.sampler.next_batch()[rank::world]
-        max_prompt = getattr(self.policy.model.config, "max_position_embeddings",
-                             getattr(self.policy.model.config, "n_positions", None))
-        limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
         return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                 with_values=self.estimator.needs_value_head, max_prompt_tokens=limit)
+                                 with_values=self.estimator.needs_value_head, max_prompt_tokens=self.max_prompt_tokens)
 
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
         result = self.reward(batch.prompts, batch.completions)
+        warning = self.dropped_guard.check(result)
+        if warning and self.is_main:
+            self.console.print(f"[yellow]warning:[/] step {self.step + 1}: {warning}", soft_wrap=True, highlight=False)
         scores = result.total.to(batch.response_mask.device)
         if not bool(result.valid.all()):
             valid = result.valid.to(scores.device)
@@ -366,13 +378,28 @@ def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: s
     """Train a profile in a new run folder, or continue the run in ``resume_dir``.
 
     A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
+    A new run that fails before its first step leaves no run folder behind.
     """
+    main = int(os.environ.get("RANK", "0")) == 0  # the process that writes (accelerate is not set up yet)
+    parent = Path(output_dir or profile.trainer.output_dir)
+    if resume_dir is None and main:
+        parent.mkdir(parents=True, exist_ok=True)  # an unusable --output-dir fails now, not after loading
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
-    run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
-    trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
+    run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, parent)
+    created = resume_dir is None and main and not run_dir.exists()
+    if created:
+        run_dir.mkdir()
+    trainer = None
     try:
+        trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
         return trainer.train(merge=merge)
+    except BaseException:
+        if created and (trainer is None or trainer.step == 0):
+            if trainer is not None:
+                trainer.tracker.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
