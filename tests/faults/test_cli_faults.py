@@ -204,3 +204,45 @@ FAULTS = [
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.id)
 def test_fault(fault: Fault, tmp_path: Path) -> None:
     check_fault(fault, tmp_path)
+
+
+def test_prompts_cut_to_fit_are_reported_once_and_logged_as_cut(tmp_path: Path) -> None:
+    import csv
+
+    from faults.harness import invoke
+    from rlhf.models.tokenizer import load_tokenizer
+
+    long = _LONG_PROMPT * 3
+    (tmp_path / "p.txt").write_text(f"Hello there\n{long}\n", encoding="utf-8")
+    outcome = invoke([*_RUN, "--output-dir", str(tmp_path / "out"), "--set", f"data.prompts={tmp_path}/p.txt",
+                      "--set", "rollout.max_new_tokens=240", "--set", "trainer.steps=2",
+                      "--set", "rollout.batch_size=4", "--set", "algo.mini_batch_size=4"])
+    assert outcome.exit_code == 0, outcome.output
+    warnings = [line for line in outcome.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "1 of 2 prompts" in warnings[0] and "first 16 tokens" in warnings[0], warnings
+    (samples,) = (tmp_path / "out").glob("*/meta_data/generated_outputs.csv")
+    prompts = {row["prompt"] for row in csv.DictReader(samples.open(encoding="utf-8"))}
+    tokenizer = load_tokenizer("builtin-bpe")
+    (cut,) = prompts - {"Hello there"}
+    assert long.startswith(cut) and len(tokenizer(cut, add_special_tokens=False)["input_ids"]) <= 16
+
+
+def test_a_profile_typo_is_reported_before_the_model_libraries_load() -> None:
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom rlhf.cli import app\n"
+              "try:\n    app(['run', '--set', 'trainer.stepz=1'], prog_name='rlhf')\nexcept SystemExit as e:\n"
+              "    print('exit', e.code, sorted(m for m in ('transformers', 'peft', 'trl', 'bitsandbytes', 'accelerate')"
+              " if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "error:" in proc.stderr and "trainer.stepz" in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "exit 2 []", proc.stdout + proc.stderr
+
+
+def test_verbose_is_a_global_option() -> None:
+    from faults.harness import invoke
+
+    outcome = invoke(["--verbose", "profiles", "show", "tiny-gpt2"])
+    assert outcome.exit_code == 0 and "random_init" in outcome.output, outcome.output
+    invoke(["profiles", "show", "tiny-gpt2"])  # back to quiet for the tests that follow
