@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rlhf import __version__
@@ -37,19 +38,49 @@ class UserError(Exception):
     """An error caused by the user's input; shown as a message, exit code 2."""
 
 
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks of errors")] = False,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show library logs, progress bars "
+                                               "and known harmless warnings")] = False) -> None:
+    """Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO."""
+    _DEBUG["on"] = debug
+    silence_known_chatter(verbose)  # before any command imports peft/bitsandbytes
+
+
+def _fail(exc: BaseException, code: int, message: str | None = None) -> typer.Exit:
+    """Print one ``error:`` line (and the traceback under ``--debug``); return the Exit to raise."""
+    if _DEBUG["on"]:
+        import traceback
+
+        err_console.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
+    text = message if message is not None else str(exc)
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
 def user_errors(command):
-    """Turn known user-facing errors into a one-line message and exit code 2."""
+    """Turn user-facing errors into one ``error:`` line and an exit code, never a traceback.
+
+    Exit 2: bad input (profile, files, rewards; a reward's own exception names the reward). Exit 3: the
+    training diverged (`rlhf run`). Errors not raised by rlhf's own checks (``KeyError``, ``ImportError``...) show
+    their type too, so a library's message is not mistaken for a profile problem.
+    """
+    from rlhf.rewards.base import RewardError
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (ProfileError, UserError, ValueError, OSError, KeyError, ImportError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            if isinstance(exc, OSError):  # read-only folder, a file in the way, disk full: which path, why
-                message = explain_os_error(exc)
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+        except (ProfileError, UserError, RewardError, ValueError) as exc:
+            raise _fail(exc, 2) from None
+        except OSError as exc:  # read-only folder, a file in the way, disk full: which path and why
+            raise _fail(exc, 2, explain_os_error(exc)) from None
+        except (KeyError, ImportError) as exc:
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise _fail(exc, 2, f"{type(exc).__name__}: {detail}") from None
 
     return wrapper
 
@@ -57,13 +88,6 @@ def user_errors(command):
 def _quiet_libraries() -> None:
     """Silence library progress bars and info logs that drown the run's own output (not with --verbose)."""
     quiet_transformers()
-
-
-@app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show library logs, "
-                                               "progress bars and known harmless warnings")] = False) -> None:
-    """Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO."""
-    silence_known_chatter(verbose)  # before any command imports peft/bitsandbytes
 
 
 @app.command()
@@ -120,13 +144,24 @@ def run(
     else:
         loaded = load_profile(profile or "tiny-gpt2", overrides or [])
     _quiet_libraries()
-    from rlhf.rl.trainer import TrainingInterrupted, run as run_training
+    from rlhf.rl.trainer import TrainingAborted, TrainingDiverged, TrainingInterrupted, run as run_training
 
     try:
         result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console)
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None
+    except TrainingAborted as exc:
+        from rlhf.rl.checkpoint import latest_checkpoint
+
+        last = latest_checkpoint(exc.run_dir)
+        hint = f"; last checkpoint: {last} (rlhf run --resume {exc.run_dir})" if last else "; no checkpoint yet"
+        err_console.print(f"[bold yellow]interrupted:[/] {exc}{hint}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=128 + int(exc.signum)) from None
+    except TrainingDiverged as exc:
+        fix = f" Resume from it with a lower learning rate: rlhf run --resume {exc.checkpoint.parents[1]} " \
+              f"--set trainer.learning_rate=..." if exc.checkpoint else ""
+        raise _fail(exc, 3, f"{exc}.{fix}") from None
     lines = [("run folder", result.run_dir), ("final model", result.final_dir),
              ("merged model", result.merged_dir),
              ("training stats", result.run_dir / "meta_data" / "training_stats.csv"),

@@ -68,30 +68,32 @@ def _disk_full(path: Path, margin: int = 1 << 20) -> bool:
         return False
 
 
-_REASONS = {
-    errno.ENOSPC: "disk full (no space left on the device); free some space or write elsewhere",
-    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
-    errno.EROFS: "read-only file system; choose a writable folder",
-    errno.EACCES: "permission denied (read-only for this user); choose a writable folder or fix its permissions",
-    errno.EPERM: "operation not permitted",
-    errno.ENOTDIR: "a part of the path is a file, not a folder; remove that file or choose another folder",
-    errno.EISDIR: "it is a folder, not a file",
-    errno.EEXIST: "a file or folder already exists there",
-    errno.ENOENT: "no such file or folder",
-    errno.ENAMETOOLONG: "the path is too long",
+_REASONS = {  # errno -> (what it means here, what to do)
+    errno.ENOSPC: ("disk full", "free some space or write elsewhere"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or write elsewhere"),
+    errno.EROFS: ("read-only file system", "choose a writable folder"),
+    errno.EACCES: ("permission denied", "choose a folder this user can write to, or fix its permissions"),
+    errno.EPERM: ("operation not permitted", ""),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "remove that file or choose another folder"),
+    errno.EISDIR: ("it is a folder, not a file", ""),
+    errno.EEXIST: ("a file or folder already exists there", ""),
+    errno.ENOENT: ("no such file or folder", ""),
+    errno.ENAMETOOLONG: ("the path is too long", ""),
 }
 
 
 def explain_os_error(exc: OSError) -> str:
-    """One line saying which path failed and why, e.g. ``/runs/x: disk full (no space left ...)``.
+    """One line saying which path failed and why, e.g. ``/runs/x: disk full (No space left on device); ...``.
 
-    The one place that maps an ``OSError``'s errno to words a user can act on; errors raised with a
-    message of our own (no errno) keep that message.
+    The one place that maps an ``OSError``'s errno to words a user can act on (the system's own wording
+    follows in brackets); errors raised with a message of our own (no errno) keep that message.
     """
     if exc.errno is None:
         return str(exc)
-    reason = _REASONS.get(exc.errno, exc.strerror or str(exc))
+    system = exc.strerror or os.strerror(exc.errno)
+    reason, fix = _REASONS.get(exc.errno, (system, ""))
     if exc.errno == errno.EEXIST and exc.filename is not None and Path(exc.filename).is_file():
-        reason = "it is a file, not a folder; remove that file or choose another folder"
+        reason, fix = "it is a file, not a folder", "remove that file or choose another folder"
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    return f"{' -> '.join(paths) or 'a file operation'}: {reason}"
+    detail = f" ({system})" if system.lower() != reason.lower() else ""
+    return f"{' -> '.join(paths) or 'a file operation'}: {reason}{detail}" + (f"; {fix}" if fix else "")

@@ -174,8 +174,8 @@ FAULTS = [
     Fault("resume-changes-shape", ["run", "--resume", "{tmp}/run", "--set", "model.lora={r: 4}"],
           ("--set model.lora={r: 4}", "model.lora", "only these may change", "trainer.steps"),
           setup=_write("run/profile.yaml", "extends: tiny-gpt2\n")),
-    Fault("resume-changes-optimizer", ["run", "--resume", "{tmp}/run", "--set", "trainer.learning_rate=1"],
-          ("trainer.learning_rate", "only these may change"), setup=_write("run/profile.yaml", "extends: tiny-gpt2\n")),
+    Fault("resume-changes-optimizer", ["run", "--resume", "{tmp}/run", "--set", "trainer.weight_decay=0.1"],
+          ("trainer.weight_decay", "only these may change"), setup=_write("run/profile.yaml", "extends: tiny-gpt2\n")),
     # train-reward data columns name the profile key and the column that is there
     Fault("reward-label-column", [*_PAIRWISE, "--set", "reward_model.data={tmp}/d.jsonl"],
           ("reward_model.label_column='label'", "to 'labels'"),

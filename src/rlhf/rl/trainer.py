@@ -9,7 +9,6 @@ are averaged by DDP, the main process writes logs and checkpoints.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import signal
 import time
@@ -19,19 +18,22 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from rich.console import Console
 from transformers import get_scheduler
 
 from rlhf.algos import (
-    ADVANTAGE_ESTIMATORS, AdvantageInputs, approx_kl, entropy_from_logits, kl_estimate, make_kl_controller,
-    masked_mean, policy_loss, value_loss,
+    ADVANTAGE_ESTIMATORS, LOSS_TYPES, AdvantageInputs, RunningMoments, aggregate_loss, approx_kl,
+    clipped_surrogate, entropy_from_logits, full_kl, kl_estimate, make_kl_controller, masked_mean, scale_scores,
+    value_loss,
 )
 from rlhf.rl.checkpoint import (
-    POLICY_DIR, latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
+    POLICY_DIR, checkpoint_dir, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, rng_state,
+    save_checkpoint, set_rng_state,
 )
+from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.data.context import fit_prompts
@@ -55,6 +57,29 @@ class TrainingInterrupted(Exception):
         self.signum, self.checkpoint = signum, checkpoint
 
 
+class TrainingAborted(BaseException):
+    """A second SIGINT/SIGTERM: stop at once, mid-step (e.g. a reward that never returns).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so a reward's ``except Exception`` cannot swallow it.
+    Checkpoint writes are atomic, so the last complete checkpoint stays intact.
+    """
+
+    def __init__(self, signum: int, run_dir: Path) -> None:
+        super().__init__(f"stopped at once by a second {signal.Signals(signum).name}")
+        self.signum, self.run_dir = signum, run_dir
+
+
+class TrainingDiverged(Exception):
+    """The loss, the gradients or the weights became NaN/inf: nothing non-finite was applied or saved."""
+
+    def __init__(self, step: int, what: str, hints: list[str], checkpoint: Path | None) -> None:
+        cause = "; ".join(hints) if hints else "try a lower trainer.learning_rate"
+        resume = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        super().__init__(f"training diverged at step {step}: {what}. Likely cause: {cause}. Nothing non-finite "
+                         f"was applied or saved; {resume}")
+        self.step, self.checkpoint = step, checkpoint
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -64,11 +89,35 @@ class RunResult:
     comparison: Comparison | None = None
 
 
-def new_run_dir(profile: Profile, parent: str | Path) -> Path:
-    """``<parent>/<model>_<N>K_tokens__<YYYY-MM-DD__HH-MM-SS>`` with N the planned generated tokens."""
+def run_dir_name(profile: Profile) -> str:
+    """``<model>_<N>K_tokens__<YYYY-MM-DD__HH-MM-SS>`` with N the planned generated tokens."""
     tokens = profile.trainer.steps * profile.rollout.completions_per_step * profile.rollout.max_new_tokens
     stamp = datetime.now().strftime("%Y-%m-%d__%H-%M-%S")
-    return Path(parent) / f"{profile.model.display_name}_{max(1, round(tokens / 1000))}K_tokens__{stamp}"
+    return f"{profile.model.display_name}_{max(1, round(tokens / 1000))}K_tokens__{stamp}"
+
+
+def new_run_dir(profile: Profile, parent: str | Path) -> Path:
+    """Create and return a run folder no other run uses: ``<parent>/<name>``, else ``<name>_2``, ``_3``...
+
+    The folder is claimed with an exclusive ``mkdir``, so two runs started in the same second never share
+    it. Under a multi-process launch the main process claims it and tells the others.
+    """
+    state = PartialState()
+    chosen: list[str | None] = [None]
+    if state.is_main_process:
+        parent, name = Path(parent), run_dir_name(profile)
+        parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 10_000):
+            candidate = parent / (name if attempt == 1 else f"{name}_{attempt}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            chosen[0] = str(candidate)
+            break
+    if state.num_processes > 1:
+        broadcast_object_list(chosen)
+    return Path(chosen[0])
 
 
 def disable_dropout(module: torch.nn.Module) -> None:
@@ -93,9 +142,7 @@ class Trainer:
         self.is_main = self.accelerator.is_main_process
         set_seed(profile.seed, device_specific=True)
         self.estimator = ADVANTAGE_ESTIMATORS.get(profile.algo.name)
-        checkpoint = latest_checkpoint(self.run_dir) if resume else None
-        if resume and checkpoint is None:
-            raise ValueError(f"--resume {self.run_dir}: no complete checkpoint in {self.run_dir / 'checkpoints'}")
+        checkpoint, state = self._find_checkpoint() if resume else (None, None)
         self.tokenizer = load_tokenizer(profile.model.tokenizer)
         policy = build_policy(profile.model, with_value_head=self.estimator.needs_value_head, seed=profile.seed,
                               device=self.accelerator.device,
@@ -113,19 +160,36 @@ class Trainer:
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
         self.reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
+        self.reward_moments = RunningMoments()  # running statistics of the scores, for algo.reward_scaling
         t = profile.trainer
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
-        self.scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
+        # transformers' "constant" ignores warm-up; "constant_with_warmup" is what a warm-up asks for.
+        schedule = "constant_with_warmup" if t.lr_scheduler == "constant" and t.warmup_steps else t.lr_scheduler
+        self.scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=t.warmup_steps,
                                        num_training_steps=t.steps * self.optimizer_steps_per_step)
         self.model, self.optimizer = self.accelerator.prepare(policy, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
         self.step, self.tokens_seen = 0, 0
-        if checkpoint is not None:
-            self._restore(load_trainer_state(checkpoint))
+        if state is not None:
+            self._restore(state)
         self.tracker = Tracker(self.run_dir, t.log_with, resume_step=self.step if resume else None,
                                config=profile.model_dump(mode="json"), enabled=self.is_main)
         self.last_checkpoint_step = self.step
         self._stop_signal: int | None = None
+        self._weights_changed = False
+
+    def _find_checkpoint(self) -> tuple[Path, dict]:
+        """The newest intact checkpoint and its state; damaged newer ones are skipped with a warning."""
+        if self.is_main:
+            for leftover in remove_leftovers(self.run_dir):
+                self.console.print(f"[yellow]removed {leftover.name}, left by an interrupted checkpoint write")
+        found = newest_intact_checkpoint(self.run_dir, warn=lambda m: self.console.print(f"[yellow]{m}",
+                                                                                          soft_wrap=True))
+        if found is None:
+            raise ValueError(f"--resume {self.run_dir}: no intact checkpoint in {self.run_dir / 'checkpoints'}")
+        if found[0] != latest_checkpoint(self.run_dir) and self.is_main:
+            self.console.print(f"[yellow]resuming from {found[0].name}, the newest intact checkpoint")
+        return found
 
     @property
     def optimizer_steps_per_step(self) -> int:
@@ -138,8 +202,16 @@ class Trainer:
     def rollout(self) -> RolloutBatch:
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         prompts = self.sampler.next_batch()[rank::world]
-        return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                 with_values=self.estimator.needs_value_head, max_prompt_tokens=self.max_prompt_tokens)
+        kl = self.profile.algo.kl
+        try:
+            return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
+                                     with_values=self.estimator.needs_value_head,
+                                     max_prompt_tokens=self.max_prompt_tokens,
+                                     full_kl_direction=kl.direction if kl.is_full else None)
+        except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
+            if "inf" in str(exc) and "nan" in str(exc):
+                raise self._diverged("the next-token probabilities are not finite during sampling") from exc
+            raise
 
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
@@ -156,13 +228,18 @@ class Trainer:
         return scores, result.metrics()
 
     def advantage(self, batch: RolloutBatch, scores: torch.Tensor):
-        kl_cfg, mask = self.profile.algo.kl, batch.response_mask
-        kl = kl_estimate(batch.logprobs, batch.ref_logprobs, kl_cfg.estimator) * mask  # (N, R)
+        algo, mask = self.profile.algo, batch.response_mask
+        if algo.kl.is_full:
+            kl = batch.full_kl * mask  # (N, R) exact, computed at rollout from both distributions
+        else:
+            kl = kl_estimate(batch.logprobs, batch.ref_logprobs, algo.kl.estimator) * mask  # (N, R)
+        self.reward_moments.update(self.accelerator.gather(scores))  # every rank keeps the same statistics
         inputs = AdvantageInputs(
-            seq_rewards=scores, response_mask=mask, values=batch.values, kl=kl,
+            seq_rewards=scale_scores(scores, self.reward_moments, algo.reward_scaling, algo.reward_clip),
+            response_mask=mask, values=batch.values, kl=kl,
             kl_coef=self.kl_ctl.value if self.estimator.kl_in_reward else 0.0,
-            group_size=self.profile.rollout.num_generations, gamma=self.profile.algo.gamma,
-            lam=self.profile.algo.lam,
+            group_size=self.profile.rollout.num_generations, gamma=algo.gamma, lam=algo.lam,
+            scale_rewards=algo.scale_rewards, whiten_rewards=algo.whiten_rewards,
         )
         advantages, returns = self.estimator(inputs)
         return advantages, returns, kl.sum(-1)  # (N, R), (N, R) | None, (N,)
@@ -178,42 +255,94 @@ class Trainer:
             order = torch.randperm(n)
             minibatches = [order[i:i + size] for i in range(0, n, size)]
             for group in (minibatches[i:i + accum] for i in range(0, len(minibatches), accum)):
-                self._accumulate(batch, group, advantages, returns, kl_in_loss, stats)
-                if self.profile.trainer.max_grad_norm is not None:
-                    norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
-                                                            self.profile.trainer.max_grad_norm)
-                    stats.setdefault("policy/grad_norm", []).append(torch.as_tensor(norm).detach().float())
+                loss = self._accumulate(batch, group, advantages, returns, kl_in_loss, stats)
+                max_norm = self.profile.trainer.max_grad_norm
+                norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
+                                                        max_norm if max_norm is not None else math.inf)
+                norm = torch.as_tensor(norm).detach().float()
+                self._check_finite(loss, norm)
+                stats.setdefault("policy/grad_norm", []).append(norm)
                 self.optimizer.step()
+                self._weights_changed = True
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
+        if not self._weights_finite():
+            raise self._diverged("the weights are not finite after the optimizer step")
         return {key: torch.stack(values).mean() for key, values in stats.items()}
+
+    def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Stop before an optimizer step that would apply a NaN/inf loss or gradient (one host sync).
+
+        With fp16 mixed precision the gradient scaler skips inf-gradient steps itself; only the loss counts.
+        """
+        checked = loss if self.accelerator.scaler is not None else torch.stack([loss.float(), grad_norm])
+        if not bool(torch.isfinite(checked).all()):
+            what = "the loss" if not bool(torch.isfinite(loss)) else "the gradient norm"
+            raise self._diverged(f"{what} is not finite (loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g})")
+
+    def _weights_finite(self) -> bool:
+        params = self.policy.trainable_parameters()
+        return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error to raise; sets aside the newest checkpoint if its own weights produced the NaN/inf.
+
+        Before this step's first optimizer step the weights are those of the last finished step: if they
+        were checkpointed, that checkpoint is finite but poisoned (any resume from it diverges at once), so
+        it is renamed ``diverged-step-N`` (kept, not deleted) and the one before it becomes the last good one.
+        """
+        last = latest_checkpoint(self.run_dir)
+        if not self._weights_changed and last is not None and last == checkpoint_dir(self.run_dir, self.step):
+            if self.is_main:
+                last.rename(last.with_name(f"diverged-{last.name}"))
+            self.accelerator.wait_for_everyone()
+        t, m = self.profile.trainer, self.profile.model
+        hints = []
+        if t.learning_rate > 1e-2:
+            hints.append(f"trainer.learning_rate={t.learning_rate:g} is very high")
+        if t.max_grad_norm is None:
+            hints.append("gradient clipping is off (set trainer.max_grad_norm, e.g. 1.0)")
+        if m.dtype == "float16" or t.mixed_precision == "fp16":
+            hints.append("float16 overflows easily: use bfloat16 or float32 weights")
+        return TrainingDiverged(self.step + 1, what, hints, latest_checkpoint(self.run_dir))
 
     def _accumulate(self, batch: RolloutBatch, group: list[torch.Tensor], advantages, returns, kl_in_loss: bool,
                     stats: dict[str, list[torch.Tensor]]) -> None:
         """Backward over the minibatches of one optimiser step, each weighted by its share of the tokens.
 
-        Token-mean losses weighted by token share make ``grad_accum`` a pure memory knob: 2 x 4 sequences
-        give the gradient of 1 x 8 (a plain 1/accum would weight short minibatches' tokens more).
+        Token-mean losses weighted by token share (sequence-mean ones by sequence share) make ``grad_accum``
+        a pure memory knob: 2 x 4 sequences give the gradient of 1 x 8 (a plain 1/accum would weight short
+        minibatches' tokens more).
         """
-        tokens = [batch.response_mask[index].sum() for index in group]
+        loss_type = LOSS_TYPES.get(self.profile.algo.loss_type)  # its unit: tokens or sequences
+        tokens = [loss_type.count(batch.response_mask[index]) for index in group]
         total = torch.stack(tokens).sum().clamp(min=1.0)
+        weighted_loss = torch.zeros((), device=total.device)
         for j, index in enumerate(group):
             sync = nullcontext() if j + 1 == len(group) else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 loss, mb_stats = self._minibatch_loss(batch.select(index), advantages[index],
                                                       returns[index] if returns is not None else None, kl_in_loss)
                 self.accelerator.backward(loss * (tokens[j] / total))
+            weighted_loss = weighted_loss + loss.detach().float() * (tokens[j] / total)
             for key, value in mb_stats.items():
                 stats.setdefault(key, []).append(value)
+        return weighted_loss  # the optimiser step's loss, for the finiteness check
 
     def _minibatch_loss(self, mb: RolloutBatch, advantages, returns, kl_in_loss: bool):
         algo, mask = self.profile.algo, mb.response_mask
         logprobs, values, logits = response_logprobs(self.model, mb.input_ids, mb.attention_mask,
                                                      mb.response_length, self.profile.rollout.temperature,
                                                      with_values=returns is not None)
-        loss, clipfrac = policy_loss(logprobs, mb.logprobs, advantages, mask, algo.clip_range)
-        stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": clipfrac.detach(),
+        per_token, clipped = clipped_surrogate(logprobs, mb.logprobs, advantages, mask, *algo.clip_bounds)
+        max_len = self.profile.rollout.max_new_tokens
+        loss = aggregate_loss(per_token, mask, algo.loss_type, max_len)
+        stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": masked_mean(clipped, mask),
                  "policy/approxkl_avg": approx_kl(logprobs.detach(), mb.logprobs, mask)}
+        if kl_in_loss:  # aggregated like the policy loss (TRL's convention)
+            kl = self._loss_kl(mb, logprobs, logits)  # (B, R)
+            loss = loss + self.kl_ctl.value * aggregate_loss(kl, mask, algo.loss_type, max_len)
+            stats["loss/kl_avg"] = masked_mean(kl.detach(), mask)
         with torch.set_grad_enabled(algo.entropy_coef > 0):
             entropy = masked_mean(entropy_from_logits(logits), mask)
         stats["policy/entropy_avg"] = entropy.detach()
@@ -223,16 +352,26 @@ class Trainer:
             loss = loss + algo.vf_coef * v_loss
             stats.update({"loss/value_avg": v_loss.detach(), "val/clipfrac_avg": v_clipfrac.detach(),
                           "val/mean": masked_mean(values.detach(), mask)})
-        if kl_in_loss:
-            kl = masked_mean(kl_estimate(logprobs, mb.ref_logprobs, algo.kl.estimator), mask)
-            loss = loss + self.kl_ctl.value * kl
-            stats["loss/kl_avg"] = kl.detach()
         return loss, stats
+
+    def _loss_kl(self, mb: RolloutBatch, logprobs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Per-token KL to the reference with gradient: sampled from log-probs, or exact from full logits.
+
+        The exact one needs the reference's full distribution: one more reference forward per minibatch
+        (the rollout's reference logits are not kept: ``(N, R, V)`` would not fit for a large vocabulary).
+        """
+        kl = self.profile.algo.kl
+        if not kl.is_full:
+            return kl_estimate(logprobs, mb.ref_logprobs, kl.estimator)
+        ref_logits = self.policy.reference_logits(mb.input_ids, mb.attention_mask, mb.response_length + 1)
+        ref_logits = ref_logits[:, :-1].float() / self.profile.rollout.temperature  # (B, R, V), as `logits`
+        return full_kl(logits, ref_logits, kl.direction)
 
     # ---------------------------------------------------------------------------------------- step
 
     def train_step(self) -> tuple[dict[str, float], RolloutBatch, torch.Tensor]:
         timings: dict[str, float] = {}
+        self._weights_changed = False
         with self._timed("rollout", timings):
             batch = self.rollout()
         with self._timed("score", timings):
@@ -283,9 +422,11 @@ class Trainer:
         with self._signals(), step_progress(self.console, t.steps, self.step, enabled=self.is_main) as progress:
             while self.step < t.steps:
                 try:
+                    tokens_before = self.tokens_seen
                     metrics, batch, scores = self.train_step()
-                except Exception:
-                    if not self._in_update and self.step > self.last_checkpoint_step:
+                except Exception as exc:
+                    if (not self._in_update and not isinstance(exc, TrainingDiverged)
+                            and self.step > self.last_checkpoint_step):
                         self.checkpoint()  # the model is as after the last finished step: keep that work
                     last = latest_checkpoint(self.run_dir)
                     if last is not None and self.is_main:
@@ -298,7 +439,9 @@ class Trainer:
                 progress(self.step, metrics)
                 if self.step % t.sample_every == 0 and self.is_main:
                     print_samples(self.console, self.step, batch.prompts, batch.completions, scores.tolist())
-                if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+                every_tokens = t.checkpoint_every_tokens
+                passed_tokens = every_tokens and tokens_before // every_tokens < self.tokens_seen // every_tokens
+                if self.step % t.checkpoint_every == 0 or self.step == t.steps or passed_tokens:
                     self.checkpoint()
                 if self._should_stop():
                     if self.step > self.last_checkpoint_step:
@@ -316,9 +459,12 @@ class Trainer:
                                    self.run_dir, self.console, best_of)
 
     def checkpoint(self) -> None:
+        if not self._weights_finite():  # never write weights a resume could not use
+            raise self._diverged("the weights are not finite at checkpoint time")
         state = {
             "step": self.step, "tokens_seen": self.tokens_seen, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "kl_controller": self.kl_ctl.state_dict(),
+            "reward_moments": self.reward_moments.state_dict(),
             "sampler": self.sampler.state_dict(),
         }
         rng = gather_object([rng_state()]) if self.accelerator.num_processes > 1 else [rng_state()]
@@ -332,7 +478,10 @@ class Trainer:
         self.step, self.tokens_seen = state["step"], state["tokens_seen"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_learning_rate(self.profile.trainer.learning_rate)
         self.kl_ctl.load_state_dict(state["kl_controller"])
+        if "reward_moments" in state:  # absent in checkpoints written before reward scaling existed
+            self.reward_moments.load_state_dict(state["reward_moments"])
         self.sampler.load_state_dict(state["sampler"])
         rng = state["rng"]
         if len(rng) != self.accelerator.num_processes:
@@ -340,14 +489,29 @@ class Trainer:
                              f"(got {self.accelerator.num_processes})")
         set_rng_state(rng[self.accelerator.process_index])
 
+    def _apply_learning_rate(self, lr: float) -> None:
+        """Use the profile's learning rate after a resume (the scheduler's saved state holds the old one).
+
+        Resuming a diverged run with a lower ``trainer.learning_rate`` is the usual fix; without this the
+        restored ``base_lrs`` would silently keep the old rate.
+        """
+        lambdas = getattr(self.scheduler, "lr_lambdas", None)
+        self.scheduler.base_lrs = [lr] * len(self.scheduler.base_lrs)
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["initial_lr"] = lr
+            group["lr"] = lr * lambdas[i](self.scheduler.last_epoch) if lambdas else lr
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
     def _save_final(self, merge: bool, metrics: dict[str, float]) -> RunResult:
         final_dir, merged_dir = self.run_dir / "final", None
-        if self.is_main:
-            self.policy.save(final_dir, self.tokenizer)
+        if self.is_main:  # written like checkpoints: complete or absent, never half a model
+            with atomic_directory(final_dir, replace=True) as tmp:
+                self.policy.save(tmp, self.tokenizer)
             if merge and self.policy.uses_lora:
                 merged_dir = self.run_dir / "final-merged"
-                merge_lora(self.profile.model, final_dir, self.profile.seed).save_pretrained(merged_dir)
-                self.tokenizer.save_pretrained(merged_dir)
+                with atomic_directory(merged_dir, replace=True) as tmp:
+                    merge_lora(self.profile.model, final_dir, self.profile.seed).save_pretrained(tmp)
+                    self.tokenizer.save_pretrained(tmp)
         self.accelerator.wait_for_everyone()
         return RunResult(self.run_dir, final_dir, merged_dir, metrics)
 
@@ -356,8 +520,11 @@ class Trainer:
     @contextmanager
     def _signals(self):
         def handler(signum, frame):
+            if self._stop_signal is not None:  # the second signal: the user wants out now
+                raise TrainingAborted(signum, self.run_dir)
             self._stop_signal = signum
-            self.console.print(f"[yellow]{signal.Signals(signum).name}: finishing this step, then checkpointing")
+            self.console.print(f"[yellow]{signal.Signals(signum).name}: finishing this step, then checkpointing "
+                               "(send it again to stop at once)")
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -380,25 +547,19 @@ def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: s
     A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
     A new run that fails before its first step leaves no run folder behind.
     """
-    main = int(os.environ.get("RANK", "0")) == 0  # the process that writes (accelerate is not set up yet)
     parent = Path(output_dir or profile.trainer.output_dir)
-    if resume_dir is None and main:
-        parent.mkdir(parents=True, exist_ok=True)  # an unusable --output-dir fails now, not after loading
+    if resume_dir is None and PartialState().is_main_process:
+        parent.mkdir(parents=True, exist_ok=True)  # an unusable --output-dir fails now, not after pretraining
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, parent)
-    created = resume_dir is None and main and not run_dir.exists()
-    if created:
-        run_dir.mkdir()
     trainer = None
     try:
         trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
         return trainer.train(merge=merge)
     except BaseException:
-        if created and (trainer is None or trainer.step == 0):
-            if trainer is not None:
-                trainer.tracker.close()
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if resume_dir is None and (trainer is None or trainer.step == 0) and PartialState().is_main_process:
+            shutil.rmtree(run_dir, ignore_errors=True)  # failed before its first step: nothing to keep
         raise
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
