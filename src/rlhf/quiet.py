@@ -22,6 +22,7 @@ KNOWN_CHATTER = (
 # FutureWarnings that libraries trigger in each other (not in our code): regexes of their start.
 KNOWN_DEPRECATIONS = (
     "`is_gradient_checkpointing` is deprecated",  # peft's prepare_model_for_kbit_training, transformers 5
+    "`gradient_checkpointing_enable` is deprecated",  # the same peft call
 )
 
 
