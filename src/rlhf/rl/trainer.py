@@ -13,6 +13,7 @@ import shutil
 import signal
 import time
 from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,11 +83,40 @@ class TrainingDiverged(Exception):
 
 @dataclass
 class RunResult:
+    """What a run produced: its folder, the final model, the last step's metrics and every artefact."""
+
     run_dir: Path
     final_dir: Path
     merged_dir: Path | None
     last_metrics: dict[str, float]
     comparison: Comparison | None = None
+
+    @property
+    def stats(self):
+        """``meta_data/training_stats.csv`` as a pandas DataFrame, one row per step."""
+        import pandas as pd
+
+        return pd.read_csv(self.run_dir / "meta_data" / "training_stats.csv")
+
+    @property
+    def samples(self):
+        """``meta_data/generated_outputs.csv`` (step, prompt, completion, reward) as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.read_csv(self.run_dir / "meta_data" / "generated_outputs.csv", keep_default_na=False)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Every artefact of the run that exists, by name."""
+        meta = self.run_dir / "meta_data"
+        candidates = {"run_dir": self.run_dir, "profile": self.run_dir / "profile.yaml", "final": self.final_dir,
+                      "merged": self.merged_dir, "checkpoints": self.run_dir / "checkpoints",
+                      "training_stats": meta / "training_stats.csv", "samples": meta / "generated_outputs.csv",
+                      "tensorboard": self.run_dir / "tensorboard"}
+        return {name: path for name, path in candidates.items() if path is not None and Path(path).exists()}
+
+
+StepCallback = Callable[[dict[str, float], list[dict]], None]  # (metrics, [{prompt, completion, reward}])
 
 
 def run_dir_name(profile: Profile) -> str:
@@ -131,8 +161,10 @@ class Trainer:
     """One RL run of a profile, in ``run_dir`` (resumed from its last checkpoint if ``resume``)."""
 
     def __init__(self, profile: Profile, run_dir: Path, *, resume: bool = False,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, rewards: Sequence | None = None,
+                 on_step: StepCallback | None = None) -> None:
         self.profile, self.run_dir = profile, Path(run_dir)
+        self.on_step = on_step
         self.console = console or Console(quiet=True)
         # A second run in the same process (a notebook, the test suite) may ask for another precision;
         # accelerate keeps one global state, so drop it (the process group itself is kept).
@@ -158,7 +190,8 @@ class Trainer:
         self.dropped_guard = DroppedStepGuard()
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
-        self.reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
+        self.reward = load_rewards(profile.rewards if rewards is None else rewards,
+                                   nonfinite=profile.trainer.nonfinite_rewards)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
         self.reward_moments = RunningMoments()  # running statistics of the scores, for algo.reward_scaling
         t = profile.trainer
@@ -437,6 +470,9 @@ class Trainer:
                 self.tracker.log(self.step, metrics)
                 self.tracker.log_samples(self.step, batch.prompts, batch.completions, scores.tolist())
                 progress(self.step, metrics)
+                if self.on_step is not None and self.is_main:
+                    self.on_step(metrics, [{"prompt": p, "completion": c, "reward": r} for p, c, r
+                                           in zip(batch.prompts, batch.completions, scores.tolist())])
                 if self.step % t.sample_every == 0 and self.is_main:
                     print_samples(self.console, self.step, batch.prompts, batch.completions, scores.tolist())
                 every_tokens = t.checkpoint_every_tokens
@@ -541,11 +577,13 @@ class Trainer:
 
 
 def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-        merge: bool = False, console: Console | None = None) -> RunResult:
+        merge: bool = False, console: Console | None = None, rewards: Sequence | None = None,
+        on_step: StepCallback | None = None) -> RunResult:
     """Train a profile in a new run folder, or continue the run in ``resume_dir``.
 
     A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
-    A new run that fails before its first step leaves no run folder behind.
+    ``rewards`` (callables or specs) replace the profile's; ``on_step(metrics, samples)`` is called after
+    every step (the main process only). A new run that fails before its first step leaves no run folder behind.
     """
     parent = Path(output_dir or profile.trainer.output_dir)
     if resume_dir is None and PartialState().is_main_process:
@@ -555,7 +593,8 @@ def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: s
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, parent)
     trainer = None
     try:
-        trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
+        trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console, rewards=rewards,
+                          on_step=on_step)
         return trainer.train(merge=merge)
     except BaseException:
         if resume_dir is None and (trainer is None or trainer.step == 0) and PartialState().is_main_process:
