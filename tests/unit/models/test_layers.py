@@ -41,3 +41,17 @@ def test_lora_targets_that_match_nothing_list_the_linear_layers(folders, targets
         check_model_options(model(lora={"r": 4, "target_modules": targets}), folders / "llama")
     assert "'q_proj', 'k_proj'" in str(info.value) and "model.lora.target_modules" in str(info.value)
     check_model_options(model(lora={"r": 4, "target_modules": ["q_proj", "self_attn.v_proj"]}), folders / "llama")
+
+
+def test_lora_on_gpt2_conv1d_is_built_transposed_without_peft_correcting_it():
+    import warnings
+
+    from rlhf.models.factory import build_policy
+
+    cfg = ModelConfig(random_init={"arch": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 32},
+                      lora={"r": 2, "target_modules": ["c_attn"]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = build_policy(cfg, with_value_head=False)
+    assert not [w for w in caught if "fan_in_fan_out" in str(w.message)], [str(w.message) for w in caught]
+    assert policy.model.peft_config["default"].fan_in_fan_out
