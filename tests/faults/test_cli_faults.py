@@ -215,7 +215,8 @@ def test_prompts_cut_to_fit_are_reported_once_and_logged_as_cut(tmp_path: Path) 
     long = _LONG_PROMPT * 3
     (tmp_path / "p.txt").write_text(f"Hello there\n{long}\n", encoding="utf-8")
     outcome = invoke([*_RUN, "--output-dir", str(tmp_path / "out"), "--set", f"data.prompts={tmp_path}/p.txt",
-                      "--set", "rollout.max_new_tokens=240", "--set", "trainer.steps=2",
+                      "--set", "model.random_init.n_positions=32", "--set", "rollout.max_new_tokens=16",
+                      "--set", "trainer.steps=2",
                       "--set", "rollout.batch_size=4", "--set", "algo.mini_batch_size=4"])
     assert outcome.exit_code == 0, outcome.output
     warnings = [line for line in outcome.output.splitlines() if line.startswith("warning:")]
