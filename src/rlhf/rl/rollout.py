@@ -2,7 +2,9 @@
 
 Prompts are left-padded so every completion starts at the same column; generation uses the KV cache
 and stops at EOS; tokens after the first EOS are padding and are masked out. Old policy log-probs,
-reference log-probs and values are computed in micro-batches without building a graph.
+reference log-probs and values are computed in micro-batches without building a graph, each only when
+the caller needs it: the update's own first forward gives the old log-probs when the policy does not
+change before it (one optimiser step per batch), and a KL coefficient of 0 needs no reference.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ class RolloutBatch:
     input_ids: torch.Tensor  # (N, P + R) left-padded prompt + response
     attention_mask: torch.Tensor  # (N, P + R)
     response_mask: torch.Tensor  # (N, R) 1.0 on response tokens up to and including EOS
-    logprobs: torch.Tensor  # (N, R) policy log-probs at sampling time (the "old" log-probs)
-    ref_logprobs: torch.Tensor  # (N, R)
+    logprobs: torch.Tensor | None  # (N, R) policy log-probs at sampling time (None: not computed)
+    ref_logprobs: torch.Tensor | None  # (N, R) (None: not computed)
     values: torch.Tensor | None  # (N, R) critic values (PPO)
 
     @property
@@ -111,8 +113,13 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
 
 @torch.no_grad()
 def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: RolloutConfig,
-                      with_values: bool, max_prompt_tokens: int | None = None) -> RolloutBatch:
-    """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference."""
+                      with_values: bool, max_prompt_tokens: int | None = None, *, with_logprobs: bool = True,
+                      with_reference: bool = True) -> RolloutBatch:
+    """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference.
+
+    The policy forward runs if ``with_logprobs`` or ``with_values``, the reference forward if
+    ``with_reference``; what is not computed is None in the batch.
+    """
     repeated = [p for p in prompts for _ in range(cfg.num_generations)]  # prompt-major groups
     was_training = policy.training
     policy.eval()
@@ -123,18 +130,20 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
 
     logprobs, ref_logprobs, values = [], [], []
     for part in _micro_batches(len(repeated), cfg.micro_batch_size):
-        lp, v, _ = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
-                                     cfg.temperature, with_values)
-        ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
-        ref_lp, _ = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
-        logprobs.append(lp)
-        ref_logprobs.append(ref_lp)
-        values.append(v)
+        if with_logprobs or with_values:
+            lp, v, _ = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
+                                         cfg.temperature, with_values)
+            logprobs.append(lp)
+            values.append(v)
+        if with_reference:
+            ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
+            ref_logprobs.append(_tempered_logprobs(ref_logits, response[part], cfg.temperature)[0])
     if was_training:
         policy.train()
     completions = tokenizer.batch_decode(response, skip_special_tokens=True)
     return RolloutBatch(
         prompts=repeated, completions=completions, input_ids=input_ids, attention_mask=attention_mask,
-        response_mask=response_mask, logprobs=torch.cat(logprobs), ref_logprobs=torch.cat(ref_logprobs),
+        response_mask=response_mask, logprobs=torch.cat(logprobs) if logprobs else None,
+        ref_logprobs=torch.cat(ref_logprobs) if ref_logprobs else None,
         values=torch.cat(values) if with_values else None,
     )

@@ -129,8 +129,22 @@ class Trainer:
         max_prompt = getattr(self.policy.model.config, "max_position_embeddings",
                              getattr(self.policy.model.config, "n_positions", None))
         limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
+        policy_forward, reference_forward = self.rollout_forwards()
         return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                 with_values=self.estimator.needs_value_head, max_prompt_tokens=limit)
+                                 with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
+                                 with_logprobs=policy_forward, with_reference=reference_forward)
+
+    def rollout_forwards(self) -> tuple[bool, bool]:
+        """Whether this step's rollout needs the policy forward and the reference forward.
+
+        With one optimiser step per batch every update forward sees the sampling-time weights, so its own
+        detached log-probs are the old log-probs: the rollout's policy forward is only needed for values
+        or a KL penalty in the reward. A KL coefficient of 0 needs no reference (nor the frozen copy).
+        """
+        reference = self.kl_ctl.value > 0
+        policy = (self.optimizer_steps_per_step > 1 or self.estimator.needs_value_head
+                  or (self.estimator.kl_in_reward and reference))
+        return policy, reference
 
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
@@ -145,7 +159,9 @@ class Trainer:
 
     def advantage(self, batch: RolloutBatch, scores: torch.Tensor):
         kl_cfg, mask = self.profile.algo.kl, batch.response_mask
-        kl = kl_estimate(batch.logprobs, batch.ref_logprobs, kl_cfg.estimator) * mask  # (N, R)
+        kl = None  # not computed at rollout time (see rollout_forwards); the update may measure it
+        if batch.logprobs is not None and batch.ref_logprobs is not None:
+            kl = kl_estimate(batch.logprobs, batch.ref_logprobs, kl_cfg.estimator) * mask  # (N, R)
         inputs = AdvantageInputs(
             seq_rewards=scores, response_mask=mask, values=batch.values, kl=kl,
             kl_coef=self.kl_ctl.value if self.estimator.kl_in_reward else 0.0,
@@ -153,7 +169,7 @@ class Trainer:
             lam=self.profile.algo.lam,
         )
         advantages, returns = self.estimator(inputs)
-        return advantages, returns, kl.sum(-1)  # (N, R), (N, R) | None, (N,)
+        return advantages, returns, kl.sum(-1) if kl is not None else None  # (N, R), (N, R) | None, (N,) | None
 
     def update(self, batch: RolloutBatch, advantages: torch.Tensor, returns: torch.Tensor | None) -> dict:
         """``epochs`` passes of shuffled minibatches; ``grad_accum`` minibatches per optimiser step."""
@@ -199,9 +215,14 @@ class Trainer:
         logprobs, values, logits = response_logprobs(self.model, mb.input_ids, mb.attention_mask,
                                                      mb.response_length, self.profile.rollout.temperature,
                                                      with_values=returns is not None)
-        loss, clipfrac = policy_loss(logprobs, mb.logprobs, advantages, mask, algo.clip_range)
+        # No rollout forward (see rollout_forwards): these weights are the sampling-time weights.
+        old_logprobs = mb.logprobs if mb.logprobs is not None else logprobs.detach()
+        loss, clipfrac = policy_loss(logprobs, old_logprobs, advantages, mask, algo.clip_range)
         stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": clipfrac.detach(),
-                 "policy/approxkl_avg": approx_kl(logprobs.detach(), mb.logprobs, mask)}
+                 "policy/approxkl_avg": approx_kl(logprobs.detach(), old_logprobs, mask)}
+        if mb.logprobs is None and mb.ref_logprobs is not None:  # the sampling-time KL, free here
+            seq_kl = (kl_estimate(logprobs.detach(), mb.ref_logprobs, algo.kl.estimator) * mask).sum(-1)  # (B,)
+            stats["objective/kl"] = seq_kl.mean()
         with torch.set_grad_enabled(algo.entropy_coef > 0):
             entropy = masked_mean(entropy_from_logits(logits), mask)
         stats["policy/entropy_avg"] = entropy.detach()
@@ -232,18 +253,22 @@ class Trainer:
             update_stats = self.update(batch, advantages, returns)
         self._in_update = False
         kl_coef = self.kl_ctl.value
+        kl = seq_kl.mean() if seq_kl is not None else update_stats.pop("objective/kl", None)
         local = {
-            "objective/scores": scores.mean(), "objective/kl": seq_kl.mean(),
-            "objective/rlhf_reward": (scores - kl_coef * seq_kl).mean(),
+            "objective/scores": scores.mean(),
+            "objective/rlhf_reward": scores.mean() - kl_coef * kl if kl is not None else scores.mean(),
             "objective/response_length": batch.response_mask.sum(-1).mean(),
             "tokens": batch.response_mask.sum(), **update_stats,
         }
+        if kl is not None:  # None: KL coefficient 0, no reference forward (said once at start)
+            local["objective/kl"] = kl
         names = list(local)
         stacked = torch.stack([local[k].float().to(self.accelerator.device) for k in names])
         reduced = self.accelerator.reduce(stacked, reduction="mean").tolist()  # the one host sync of the step
         metrics = dict(zip(names, reduced))
         total_tokens = round(metrics.pop("tokens") * self.accelerator.num_processes)
-        self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
+        if "objective/kl" in metrics:
+            self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
         self.tokens_seen += total_tokens
         step_s = sum(timings.values())
         metrics.update(reward_metrics)
@@ -268,6 +293,9 @@ class Trainer:
             (self.run_dir / "profile.yaml").write_text(self.profile.to_yaml(), encoding="utf-8")
         metrics: dict[str, float] = {}
         self._in_update = False
+        if not self.rollout_forwards()[1] and self.is_main:
+            self.console.print("objective/kl is not computed (nor logged): algo.kl.coef is 0, so the reference "
+                               "forward is skipped", soft_wrap=True)
         with self._signals(), step_progress(self.console, t.steps, self.step, enabled=self.is_main) as progress:
             while self.step < t.steps:
                 try:
