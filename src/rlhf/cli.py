@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rlhf import __version__
@@ -33,17 +34,44 @@ class UserError(Exception):
     """An error caused by the user's input; shown as a message, exit code 2."""
 
 
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks of errors")] = False) -> None:
+    """Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO."""
+    _DEBUG["on"] = debug
+
+
+def _fail(exc: BaseException, code: int, message: str | None = None) -> typer.Exit:
+    """Print one ``error:`` line (and the traceback under ``--debug``); return the Exit to raise."""
+    if _DEBUG["on"]:
+        import traceback
+
+        err_console.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
+    text = message if message is not None else str(exc)
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
 def user_errors(command):
-    """Turn known user-facing errors into a one-line message and exit code 2."""
+    """Turn user-facing errors into one ``error:`` line and an exit code, never a traceback.
+
+    Exit 2: bad input (profile, files, rewards; a reward's own exception names the reward). Exit 3: the
+    training diverged (`rlhf run`). Errors not raised by rlhf's own checks (``KeyError``, ``ImportError``...) show
+    their type too, so a library's message is not mistaken for a profile problem.
+    """
+    from rlhf.rewards.base import RewardError
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (ProfileError, UserError, ValueError, FileNotFoundError, KeyError, ImportError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+        except (ProfileError, UserError, RewardError, ValueError) as exc:
+            raise _fail(exc, 2) from None
+        except (FileNotFoundError, KeyError, ImportError, OSError) as exc:
+            detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise _fail(exc, 2, f"{type(exc).__name__}: {detail}") from None
 
     return wrapper
 
@@ -99,7 +127,7 @@ def run(
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
     _quiet_libraries()
-    from rlhf.rl.trainer import TrainingInterrupted, run as run_training
+    from rlhf.rl.trainer import TrainingAborted, TrainingDiverged, TrainingInterrupted, run as run_training
 
     if resume is not None:
         if not (resume / "profile.yaml").exists():
@@ -112,6 +140,17 @@ def run(
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None
+    except TrainingAborted as exc:
+        from rlhf.rl.checkpoint import latest_checkpoint
+
+        last = latest_checkpoint(exc.run_dir)
+        hint = f"; last checkpoint: {last} (rlhf run --resume {exc.run_dir})" if last else "; no checkpoint yet"
+        err_console.print(f"[bold yellow]interrupted:[/] {exc}{hint}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=128 + int(exc.signum)) from None
+    except TrainingDiverged as exc:
+        fix = f" Resume from it with a lower learning rate: rlhf run --resume {exc.checkpoint.parents[1]} " \
+              f"--set trainer.learning_rate=..." if exc.checkpoint else ""
+        raise _fail(exc, 3, f"{exc}.{fix}") from None
     lines = [("run folder", result.run_dir), ("final model", result.final_dir),
              ("merged model", result.merged_dir),
              ("training stats", result.run_dir / "meta_data" / "training_stats.csv"),

@@ -89,7 +89,7 @@ class Trial:
             return as_values("reward", self.fn(list(prompts), list(completions)), completions)
         except RewardOutputError as exc:  # wrong length or type, also when raised by a loaded Reward wrapper
             raise PropertyFailure(str(exc)) from None
-        except Exception as exc:  # any crash of the reward is a property failure, with its message
+        except (Exception, SystemExit) as exc:  # any crash (sys.exit too) is a property failure
             raise PropertyFailure(f"the reward raised {type(exc).__name__}: {exc}") from exc
 
     def show(self, completions: list[str] | None = None, extra: str = "") -> str:

@@ -41,5 +41,5 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path, algo):
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "run").mkdir()
-    with pytest.raises(ValueError, match="no complete checkpoint"):
+    with pytest.raises(ValueError, match="no intact checkpoint"):
         run(load_profile("tiny-gpt2"), resume_dir=tmp_path / "run")

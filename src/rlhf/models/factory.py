@@ -108,7 +108,26 @@ def load_causal_lm(path: str | Path, cfg: ModelConfig, device: torch.device | No
             f"could not load model.name_or_path={str(path)!r}: {exc}. Give a local folder with config.json "
             "and weights, or a hub name (needs network access and, for gated models, `hf auth login`)."
         ) from exc
+    if cfg.quantization is not None:
+        keep_4bit_trainable_on_cpu(model)
     return model
+
+
+def keep_4bit_trainable_on_cpu(model: nn.Module) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference; returns the number of layers touched.
+
+    On CPUs with AVX512-BF16, ``Linear4bit`` repacks its weight into a CPU-only layout (absmax in bf16) at
+    its first eval-mode forward without grad, e.g. the rollout's ``generate``. From then on every call,
+    training included, goes to ``gemv_4bit``, which has no backward: LoRA gradients flowing through the
+    frozen base layers are silently dropped, and the bf16 absmax changes the numbers a GPU would compute.
+    With the repack off, CPU computes what the GPU kernels compute, gradients included (tested).
+    """
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
 
 
 def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:

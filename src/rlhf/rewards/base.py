@@ -30,6 +30,30 @@ class RewardOutputError(ValueError):
     """A reward returned something other than one finite float (or None) per completion."""
 
 
+class RewardError(Exception):
+    """A reward raised while scoring: names the reward, the call and the exception (kept as ``__cause__``)."""
+
+    def __init__(self, name: str, exc: BaseException, completions) -> None:
+        first = preview(completions[0]) if len(completions) else "(none)"
+        super().__init__(f"reward {name!r} raised {type(exc).__name__}: {exc} (called on {len(completions)} "
+                         f"completions, the first {first}); `rlhf --debug ...` shows its traceback")
+        self.reward_name, self.original = name, exc
+
+
+def call_reward(name: str, reward, prompts, completions, **kwargs):
+    """``reward(prompts, completions, **kwargs)``; anything it raises, ``SystemExit`` too, as a RewardError.
+
+    A reward is user code: a ``KeyError`` inside it must not look like a profile error, and a ``sys.exit``
+    inside it must not end the run as if it had succeeded. ``KeyboardInterrupt`` passes through.
+    """
+    try:
+        return reward(prompts, completions, **kwargs)
+    except RewardOutputError:
+        raise
+    except (Exception, SystemExit) as exc:
+        raise RewardError(name, exc, completions) from exc
+
+
 class MissingExtraError(ImportError):
     """An optional back-end is not installed; the message names the ``pip install 'rlhf[extra]'`` to run."""
 

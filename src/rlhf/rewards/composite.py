@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import torch
 
-from rlhf.rewards.base import nonfinite_error, preview, scores_tensor
+from rlhf.rewards.base import call_reward, nonfinite_error, preview, scores_tensor
 from rlhf.rewards.loading import Reward, load_reward
 
 NonFinite = Literal["error", "drop"]
@@ -78,7 +78,8 @@ class CompositeReward:
         components: dict[str, torch.Tensor] = {}
         info: dict[str, float] = {}
         for name, reward in zip(self.names, self.rewards):
-            values, abstained = scores_tensor(name, reward(prompts, completions, **kwargs), completions)
+            raw = call_reward(name, reward, prompts, completions, **kwargs)
+            values, abstained = scores_tensor(name, raw, completions)
             bad = ~torch.isfinite(values) & ~abstained  # (N,)
             if bad.any():
                 if self.nonfinite == "error":

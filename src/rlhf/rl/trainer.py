@@ -9,6 +9,7 @@ are averaged by DDP, the main process writes logs and checkpoints.
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 import time
 from contextlib import contextmanager, nullcontext
@@ -17,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from rich.console import Console
 from transformers import get_scheduler
 
@@ -28,8 +29,10 @@ from rlhf.algos import (
     masked_mean, policy_loss, value_loss,
 )
 from rlhf.rl.checkpoint import (
-    POLICY_DIR, latest_checkpoint, load_trainer_state, rng_state, save_checkpoint, set_rng_state,
+    POLICY_DIR, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, rng_state, save_checkpoint,
+    set_rng_state,
 )
+from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
@@ -50,6 +53,29 @@ class TrainingInterrupted(Exception):
         self.signum, self.checkpoint = signum, checkpoint
 
 
+class TrainingAborted(BaseException):
+    """A second SIGINT/SIGTERM: stop at once, mid-step (e.g. a reward that never returns).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so a reward's ``except Exception`` cannot swallow it.
+    Checkpoint writes are atomic, so the last complete checkpoint stays intact.
+    """
+
+    def __init__(self, signum: int, run_dir: Path) -> None:
+        super().__init__(f"stopped at once by a second {signal.Signals(signum).name}")
+        self.signum, self.run_dir = signum, run_dir
+
+
+class TrainingDiverged(Exception):
+    """The loss, the gradients or the weights became NaN/inf: nothing non-finite was applied or saved."""
+
+    def __init__(self, step: int, what: str, hints: list[str], checkpoint: Path | None) -> None:
+        cause = "; ".join(hints) if hints else "try a lower trainer.learning_rate"
+        resume = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
+        super().__init__(f"training diverged at step {step}: {what}. Likely cause: {cause}. Nothing non-finite "
+                         f"was applied or saved; {resume}")
+        self.step, self.checkpoint = step, checkpoint
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -59,11 +85,35 @@ class RunResult:
     comparison: Comparison | None = None
 
 
-def new_run_dir(profile: Profile, parent: str | Path) -> Path:
-    """``<parent>/<model>_<N>K_tokens__<YYYY-MM-DD__HH-MM-SS>`` with N the planned generated tokens."""
+def run_dir_name(profile: Profile) -> str:
+    """``<model>_<N>K_tokens__<YYYY-MM-DD__HH-MM-SS>`` with N the planned generated tokens."""
     tokens = profile.trainer.steps * profile.rollout.completions_per_step * profile.rollout.max_new_tokens
     stamp = datetime.now().strftime("%Y-%m-%d__%H-%M-%S")
-    return Path(parent) / f"{profile.model.display_name}_{max(1, round(tokens / 1000))}K_tokens__{stamp}"
+    return f"{profile.model.display_name}_{max(1, round(tokens / 1000))}K_tokens__{stamp}"
+
+
+def new_run_dir(profile: Profile, parent: str | Path) -> Path:
+    """Create and return a run folder no other run uses: ``<parent>/<name>``, else ``<name>_2``, ``_3``...
+
+    The folder is claimed with an exclusive ``mkdir``, so two runs started in the same second never share
+    it. Under a multi-process launch the main process claims it and tells the others.
+    """
+    state = PartialState()
+    chosen: list[str | None] = [None]
+    if state.is_main_process:
+        parent, name = Path(parent), run_dir_name(profile)
+        parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, 10_000):
+            candidate = parent / (name if attempt == 1 else f"{name}_{attempt}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            chosen[0] = str(candidate)
+            break
+    if state.num_processes > 1:
+        broadcast_object_list(chosen)
+    return Path(chosen[0])
 
 
 def disable_dropout(module: torch.nn.Module) -> None:
@@ -88,9 +138,7 @@ class Trainer:
         self.is_main = self.accelerator.is_main_process
         set_seed(profile.seed, device_specific=True)
         self.estimator = ADVANTAGE_ESTIMATORS.get(profile.algo.name)
-        checkpoint = latest_checkpoint(self.run_dir) if resume else None
-        if resume and checkpoint is None:
-            raise ValueError(f"--resume {self.run_dir}: no complete checkpoint in {self.run_dir / 'checkpoints'}")
+        checkpoint, state = self._find_checkpoint() if resume else (None, None)
         self.tokenizer = load_tokenizer(profile.model.tokenizer)
         policy = build_policy(profile.model, with_value_head=self.estimator.needs_value_head, seed=profile.seed,
                               device=self.accelerator.device,
@@ -108,12 +156,25 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(policy, optimizer)
         self.policy = self.accelerator.unwrap_model(self.model)
         self.step, self.tokens_seen = 0, 0
-        if checkpoint is not None:
-            self._restore(load_trainer_state(checkpoint))
+        if state is not None:
+            self._restore(state)
         self.tracker = Tracker(self.run_dir, t.log_with, resume_step=self.step if resume else None,
                                config=profile.model_dump(mode="json"), enabled=self.is_main)
         self.last_checkpoint_step = self.step
         self._stop_signal: int | None = None
+
+    def _find_checkpoint(self) -> tuple[Path, dict]:
+        """The newest intact checkpoint and its state; damaged newer ones are skipped with a warning."""
+        if self.is_main:
+            for leftover in remove_leftovers(self.run_dir):
+                self.console.print(f"[yellow]removed {leftover.name}, left by an interrupted checkpoint write")
+        found = newest_intact_checkpoint(self.run_dir, warn=lambda m: self.console.print(f"[yellow]{m}",
+                                                                                          soft_wrap=True))
+        if found is None:
+            raise ValueError(f"--resume {self.run_dir}: no intact checkpoint in {self.run_dir / 'checkpoints'}")
+        if found[0] != latest_checkpoint(self.run_dir) and self.is_main:
+            self.console.print(f"[yellow]resuming from {found[0].name}, the newest intact checkpoint")
+        return found
 
     @property
     def optimizer_steps_per_step(self) -> int:
@@ -130,9 +191,14 @@ class Trainer:
                              getattr(self.policy.model.config, "n_positions", None))
         limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
         policy_forward, reference_forward = self.rollout_forwards()
-        return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                 with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
-                                 with_logprobs=policy_forward, with_reference=reference_forward)
+        try:
+            return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
+                                     with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
+                                     with_logprobs=policy_forward, with_reference=reference_forward)
+        except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
+            if "inf" in str(exc) and "nan" in str(exc):
+                raise self._diverged("the next-token probabilities are not finite during sampling") from exc
+            raise
 
     def rollout_forwards(self) -> tuple[bool, bool]:
         """Whether this step's rollout needs the policy forward and the reference forward.
@@ -182,15 +248,44 @@ class Trainer:
             order = torch.randperm(n)
             minibatches = [order[i:i + size] for i in range(0, n, size)]
             for group in (minibatches[i:i + accum] for i in range(0, len(minibatches), accum)):
-                self._accumulate(batch, group, advantages, returns, kl_in_loss, stats)
-                if self.profile.trainer.max_grad_norm is not None:
-                    norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
-                                                            self.profile.trainer.max_grad_norm)
-                    stats.setdefault("policy/grad_norm", []).append(torch.as_tensor(norm).detach().float())
+                loss = self._accumulate(batch, group, advantages, returns, kl_in_loss, stats)
+                max_norm = self.profile.trainer.max_grad_norm
+                norm = self.accelerator.clip_grad_norm_(self.policy.trainable_parameters(),
+                                                        max_norm if max_norm is not None else math.inf)
+                norm = torch.as_tensor(norm).detach().float()
+                self._check_finite(loss, norm)
+                stats.setdefault("policy/grad_norm", []).append(norm)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
+        if not self._weights_finite():
+            raise self._diverged("the weights are not finite after the optimizer step")
         return {key: torch.stack(values).mean() for key, values in stats.items()}
+
+    def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Stop before an optimizer step that would apply a NaN/inf loss or gradient (one host sync).
+
+        With fp16 mixed precision the gradient scaler skips inf-gradient steps itself; only the loss counts.
+        """
+        checked = loss if self.accelerator.scaler is not None else torch.stack([loss.float(), grad_norm])
+        if not bool(torch.isfinite(checked).all()):
+            what = "the loss" if not bool(torch.isfinite(loss)) else "the gradient norm"
+            raise self._diverged(f"{what} is not finite (loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g})")
+
+    def _weights_finite(self) -> bool:
+        params = self.policy.trainable_parameters()
+        return bool(torch.stack([p.detach().isfinite().all() for p in params]).all())
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        t, m = self.profile.trainer, self.profile.model
+        hints = []
+        if t.learning_rate > 1e-2:
+            hints.append(f"trainer.learning_rate={t.learning_rate:g} is very high")
+        if t.max_grad_norm is None:
+            hints.append("gradient clipping is off (set trainer.max_grad_norm, e.g. 1.0)")
+        if m.dtype == "float16" or t.mixed_precision == "fp16":
+            hints.append("float16 overflows easily: use bfloat16 or float32 weights")
+        return TrainingDiverged(self.step + 1, what, hints, latest_checkpoint(self.run_dir))
 
     def _accumulate(self, batch: RolloutBatch, group: list[torch.Tensor], advantages, returns, kl_in_loss: bool,
                     stats: dict[str, list[torch.Tensor]]) -> None:
@@ -201,14 +296,17 @@ class Trainer:
         """
         tokens = [batch.response_mask[index].sum() for index in group]
         total = torch.stack(tokens).sum().clamp(min=1.0)
+        weighted_loss = torch.zeros((), device=total.device)
         for j, index in enumerate(group):
             sync = nullcontext() if j + 1 == len(group) else self.accelerator.no_sync(self.model)
             with sync, self.accelerator.autocast():
                 loss, mb_stats = self._minibatch_loss(batch.select(index), advantages[index],
                                                       returns[index] if returns is not None else None, kl_in_loss)
                 self.accelerator.backward(loss * (tokens[j] / total))
+            weighted_loss = weighted_loss + loss.detach().float() * (tokens[j] / total)
             for key, value in mb_stats.items():
                 stats.setdefault(key, []).append(value)
+        return weighted_loss  # the optimiser step's loss, for the finiteness check
 
     def _minibatch_loss(self, mb: RolloutBatch, advantages, returns, kl_in_loss: bool):
         algo, mask = self.profile.algo, mb.response_mask
@@ -300,8 +398,9 @@ class Trainer:
             while self.step < t.steps:
                 try:
                     metrics, batch, scores = self.train_step()
-                except Exception:
-                    if not self._in_update and self.step > self.last_checkpoint_step:
+                except Exception as exc:
+                    if (not self._in_update and not isinstance(exc, TrainingDiverged)
+                            and self.step > self.last_checkpoint_step):
                         self.checkpoint()  # the model is as after the last finished step: keep that work
                     last = latest_checkpoint(self.run_dir)
                     if last is not None and self.is_main:
@@ -332,6 +431,8 @@ class Trainer:
                                    self.run_dir, self.console, best_of)
 
     def checkpoint(self) -> None:
+        if not self._weights_finite():  # never write weights a resume could not use
+            raise self._diverged("the weights are not finite at checkpoint time")
         state = {
             "step": self.step, "tokens_seen": self.tokens_seen, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "kl_controller": self.kl_ctl.state_dict(),
@@ -358,12 +459,14 @@ class Trainer:
 
     def _save_final(self, merge: bool, metrics: dict[str, float]) -> RunResult:
         final_dir, merged_dir = self.run_dir / "final", None
-        if self.is_main:
-            self.policy.save(final_dir, self.tokenizer)
+        if self.is_main:  # written like checkpoints: complete or absent, never half a model
+            with atomic_directory(final_dir, replace=True) as tmp:
+                self.policy.save(tmp, self.tokenizer)
             if merge and self.policy.uses_lora:
                 merged_dir = self.run_dir / "final-merged"
-                merge_lora(self.profile.model, final_dir, self.profile.seed).save_pretrained(merged_dir)
-                self.tokenizer.save_pretrained(merged_dir)
+                with atomic_directory(merged_dir, replace=True) as tmp:
+                    merge_lora(self.profile.model, final_dir, self.profile.seed).save_pretrained(tmp)
+                    self.tokenizer.save_pretrained(tmp)
         self.accelerator.wait_for_everyone()
         return RunResult(self.run_dir, final_dir, merged_dir, metrics)
 
@@ -372,8 +475,11 @@ class Trainer:
     @contextmanager
     def _signals(self):
         def handler(signum, frame):
+            if self._stop_signal is not None:  # the second signal: the user wants out now
+                raise TrainingAborted(signum, self.run_dir)
             self._stop_signal = signum
-            self.console.print(f"[yellow]{signal.Signals(signum).name}: finishing this step, then checkpointing")
+            self.console.print(f"[yellow]{signal.Signals(signum).name}: finishing this step, then checkpointing "
+                               "(send it again to stop at once)")
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -398,9 +504,14 @@ def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: s
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
-    trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
+    trainer = None
     try:
+        trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
         return trainer.train(merge=merge)
+    except BaseException:
+        if resume_dir is None and (trainer is None or trainer.step == 0) and PartialState().is_main_process:
+            shutil.rmtree(run_dir, ignore_errors=True)  # failed before its first step: nothing to keep
+        raise
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
