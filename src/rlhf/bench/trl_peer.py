@@ -3,7 +3,8 @@
 Equal settings (see shared/verified-facts.md): the same saved model folder and tokenizer, the same prompts
 and reward callable, ``beta`` = ``algo.kl.coef``, ``epsilon`` = ``algo.clip_range``, the same learning rate,
 constant schedule, plain ``torch.optim.AdamW``, gradient clipping, sampling settings and completion length,
-dropout disabled on both sides, float32 (``bf16=False``), GRPO's token-level ``dapo`` loss with group
+dropout disabled on both sides, gradient checkpointing as in the profile (TRL defaults to on), float32
+(``bf16=False``), GRPO's token-level ``dapo`` loss with group
 reward scaling (ours), RLOO without advantage normalisation (ours). One RL step is one generation batch:
 ``epochs * minibatches / grad_accum`` optimiser steps of TRL's loop, as in ours.
 """
@@ -33,6 +34,7 @@ def _config(profile: Profile, work_dir: Path):
         num_iterations=a.epochs, num_generations=r.num_generations, max_completion_length=r.max_new_tokens,
         temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, generation_kwargs=generation_kwargs,
         beta=a.kl.coef, epsilon=a.clip_range, disable_dropout=True, bf16=False, fp16=False,
+        gradient_checkpointing=profile.model.gradient_checkpointing,  # TRL's default is True, ours the profile's
         use_cpu=not torch.cuda.is_available(), max_steps=10**6, save_strategy="no", report_to="none",
         logging_steps=10**6, disable_tqdm=True, dataloader_num_workers=0, log_completions=False,
     )
