@@ -116,6 +116,10 @@ def run_bench(profile: Profile, name: str, *, against: list[str], rounds: int, t
 
     if rounds < 1 or warmup < 0 or threads < 1:
         raise ValueError(f"--rounds ({rounds}) and --threads ({threads}) must be >= 1 and warm-up >= 0")
+    if "trl" in against:
+        from rlhf.bench.trl_peer import check_supported
+
+        check_supported(profile)
     model_source(profile.model, profile.seed)  # build the random model folder once, before workers race for it
     kinds = ["rlhf", "floor", *against]
     report = BenchReport(name, threads, rounds, warmup, {k: [] for k in kinds})
@@ -124,9 +128,10 @@ def run_bench(profile: Profile, name: str, *, against: list[str], rounds: int, t
         profile_path.write_text(profile.to_yaml(), encoding="utf-8")
         workers = []
         try:
-            for kind in kinds:  # built one after another: loading competes for the cores too
+            for kind in kinds:  # built side by side: nothing is timed before every one is ready
                 workers.append(Worker(kind, profile_path, Path(tmp) / kind, threads))
-                workers[-1].ready()
+            for worker in workers:
+                worker.ready()
             for r in range(warmup + rounds):
                 shift = r % len(workers)
                 for worker in workers[shift:] + workers[:shift]:

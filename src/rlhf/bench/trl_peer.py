@@ -43,6 +43,16 @@ def _config(profile: Profile, work_dir: Path):
     return RLOOConfig(normalize_advantages=False, **common)
 
 
+def check_supported(profile: Profile) -> None:
+    """Raise ValueError unless TRL has a trainer for the profile at equal settings."""
+    if profile.algo.name not in PEERS:
+        raise ValueError(f"--against trl: TRL 1.x has trainers for {', '.join(PEERS)}, not "
+                         f"algo.name={profile.algo.name!r}; compare it with the floor only")
+    if profile.model.quantization is not None or profile.model.lora is not None:
+        raise ValueError("--against trl supports unquantised models without LoRA (the bench profiles); "
+                         "drop model.quantization / model.lora for the comparison")
+
+
 class TrlStep:
     """TRL's trainer for ``algo.name`` (grpo or rloo) on the profile's model folder; ``serve`` steps it."""
 
@@ -58,12 +68,7 @@ class TrlStep:
         from rlhf.models.tokenizer import load_tokenizer
         from rlhf.rewards import load_rewards
 
-        if profile.algo.name not in PEERS:
-            raise ValueError(f"--against trl: TRL 1.x has trainers for {', '.join(PEERS)}, not "
-                             f"algo.name={profile.algo.name!r}; compare it with the floor only")
-        if profile.model.quantization is not None or profile.model.lora is not None:
-            raise ValueError("--against trl supports unquantised models without LoRA (the bench profiles); "
-                             "drop model.quantization / model.lora for the comparison")
+        check_supported(profile)
         folder = str(model_source(profile.model, profile.seed))
         tokenizer = load_tokenizer(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
