@@ -178,9 +178,7 @@ class Trainer:
 
     @property
     def optimizer_steps_per_step(self) -> int:
-        a = self.profile.algo
-        minibatches = math.ceil(self.profile.rollout.completions_per_step / a.mini_batch_size)
-        return a.epochs * math.ceil(minibatches / self.profile.trainer.grad_accum)
+        return self.profile.optimizer_steps_per_step
 
     # -------------------------------------------------------------------------------------- phases
 
@@ -201,16 +199,8 @@ class Trainer:
             raise
 
     def rollout_forwards(self) -> tuple[bool, bool]:
-        """Whether this step's rollout needs the policy forward and the reference forward.
-
-        With one optimiser step per batch every update forward sees the sampling-time weights, so its own
-        detached log-probs are the old log-probs: the rollout's policy forward is only needed for values
-        or a KL penalty in the reward. A KL coefficient of 0 needs no reference (nor the frozen copy).
-        """
-        reference = self.kl_ctl.value > 0
-        policy = (self.optimizer_steps_per_step > 1 or self.estimator.needs_value_head
-                  or (self.estimator.kl_in_reward and reference))
-        return policy, reference
+        """Whether this step's rollout needs the policy forward and the reference forward (see the profile's)."""
+        return self.profile.rollout_forwards
 
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
