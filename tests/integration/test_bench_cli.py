@@ -1,7 +1,7 @@
-"""`rlhf bench` end to end on a tiny shape: every phase, every contender and the ratios are reported.
+"""`rlhf bench` end to end on a tiny shape: every contender, every phase and both ratios are reported.
 
 Times are not checked (they live in benchmarks/ and in the command's output), only that the table and
-the JSON carry every figure, so the command and its TRL peer cannot rot unnoticed.
+the JSON carry every figure, so the command, its worker protocol and its TRL peer cannot rot unnoticed.
 """
 
 import json
@@ -16,41 +16,25 @@ TINY = ["--set", "rollout.batch_size=2", "--set", "rollout.max_new_tokens=4", "-
 TIMED = {"generate", "update_forward", "backward", "optimizer"}
 
 
-def run_bench(tmp_path, *args):
-    out = tmp_path / "bench.json"
-    result = CliRunner().invoke(app, ["bench", *TINY, *args, "--rounds", "1", "--warmup", "0", "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    return result.output, json.loads(out.read_text())
-
-
-def check_contender(name, contender):
-    assert len(contender["steps"]) == 1 and contender["step_s"]["median"] > 0, name
-    assert contender["steps"][0]["tokens"] > 0 and contender["peak_memory_mb"] > 0, name
-    # every phase was actually timed (a renamed method would leave its phase at zero)
-    assert TIMED <= {k for k, v in contender["phases_s"].items() if v > 0}, name
-
-
-def test_bench_reports_every_phase_and_the_floor_ratio(tmp_path):
-    output, data = run_bench(tmp_path, "-p", "bench-ppo", "--set", "rollout.batch_size=8")
-    for phase in RLHF_PHASES:
-        assert phase in output
-    assert "rlhf / floor" in output and "speedup vs TRL" not in output
-    assert set(data["contenders"]) == {"rlhf", "floor"}
-    assert set(data["contenders"]["rlhf"]["phases_s"]) == set(RLHF_PHASES)
-    assert data["contenders"]["rlhf"]["phases_s"]["old_logprobs"] > 0  # PPO needs values: not skipped
-    for name, contender in data["contenders"].items():
-        check_contender(name, contender)
-    assert data["rlhf_over_floor"]["median"] > 0
-
-
 @pytest.mark.slow  # three worker processes, one importing TRL: tens of seconds on 2 busy cores
-def test_bench_against_trl_reports_the_peer_and_the_speedup(tmp_path):
-    output, data = run_bench(tmp_path, "-p", "bench-grpo-small", "--against", "trl")
-    assert "speedup vs TRL" in output
+def test_bench_against_trl_reports_phases_and_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, ["bench", "-p", "bench-grpo-small", *TINY, "--against", "trl", "--rounds", "1",
+                                      "--warmup", "0", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    for phase in RLHF_PHASES:
+        assert phase in result.output
+    assert "speedup vs TRL" in result.output and "rlhf / floor" in result.output
+    data = json.loads(out.read_text())
     assert set(data["contenders"]) == {"rlhf", "floor", "trl"}
-    check_contender("trl", data["contenders"]["trl"])
+    assert set(data["contenders"]["rlhf"]["phases_s"]) == set(RLHF_PHASES)
     assert "score" in data["contenders"]["trl"]["phases_s"]
-    assert data["speedup_vs_trl"]["median"] > 0
+    for name, contender in data["contenders"].items():
+        assert len(contender["steps"]) == 1 and contender["step_s"]["median"] > 0, name
+        assert contender["steps"][0]["tokens"] > 0 and contender["peak_memory_mb"] > 0, name
+        # every phase was actually timed (a renamed method would leave its phase at zero)
+        assert TIMED <= {k for k, v in contender["phases_s"].items() if v > 0}, name
+    assert data["speedup_vs_trl"]["median"] > 0 and data["rlhf_over_floor"]["median"] > 0
 
 
 def test_bench_rejects_unknown_peers_and_algorithms_trl_lacks():
