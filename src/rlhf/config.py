@@ -129,6 +129,9 @@ class RolloutConfig(_Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     top_k: int = Field(0, ge=0, description="keep the k most likely tokens (0: off)")
     micro_batch_size: int | None = Field(None, ge=1, description="sequences per forward pass when scoring")
+    sampler: Literal["generate", "lean"] = Field(
+        "generate", description="'generate' (transformers) or 'lean' (our KV-cache loop: the same tokens, "
+        "less per-token overhead on small models)")
 
     @property
     def completions_per_step(self) -> int:

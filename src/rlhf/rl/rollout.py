@@ -16,6 +16,7 @@ import torch
 from rlhf.algos import logprobs_from_logits
 from rlhf.config import RolloutConfig
 from rlhf.models.policy import Policy
+from rlhf.rl.sampling import sample_with_cache
 
 
 @dataclass
@@ -97,13 +98,17 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
     prompt_ids, prompt_mask = encoded.input_ids.to(device), encoded.attention_mask.to(device)
     generated = []
     for part in _micro_batches(len(prompts), cfg.micro_batch_size):
-        out = model.generate(
-            input_ids=prompt_ids[part], attention_mask=prompt_mask[part], do_sample=True,
-            max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_k=cfg.top_k, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, use_cache=True,
-        )
-        response = out[:, prompt_ids.shape[1]:]
+        if cfg.sampler == "lean":
+            response = sample_with_cache(model, prompt_ids[part], prompt_mask[part], cfg, tokenizer.eos_token_id,
+                                         tokenizer.pad_token_id)
+        else:
+            out = model.generate(
+                input_ids=prompt_ids[part], attention_mask=prompt_mask[part], do_sample=True,
+                max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, temperature=cfg.temperature,
+                top_p=cfg.top_p, top_k=cfg.top_k, pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id, use_cache=True,
+            )
+            response = out[:, prompt_ids.shape[1]:]
         # Pad every micro-batch to max_new_tokens so they stack (generation may stop early at EOS).
         pad = cfg.max_new_tokens - response.shape[1]
         generated.append(torch.nn.functional.pad(response, (0, pad), value=tokenizer.pad_token_id))
