@@ -5,6 +5,7 @@ coefficient of 0 needs no reference forward (nor, without LoRA, the frozen copy)
 skipped batch, fills in what the full rollout would have computed, and compares the two paths.
 """
 
+import copy
 import dataclasses
 
 import pytest
@@ -36,7 +37,9 @@ def full_rollout_outputs(trainer, batch):
 
 def loss_and_gradients(trainer, batch):
     scores, _ = trainer.score(batch)
+    moments = copy.deepcopy(trainer.reward_moments)  # running reward statistics: both paths start alike
     advantages, returns, seq_kl = trainer.advantage(batch, scores)
+    trainer.reward_moments = moments
     trainer.optimizer.zero_grad(set_to_none=True)
     stats: dict = {}
     rows = torch.arange(len(batch.prompts))

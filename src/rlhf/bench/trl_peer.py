@@ -1,12 +1,12 @@
 """TRL's GRPOTrainer / RLOOTrainer at the settings of an rlhf profile, stepped one RL step at a time.
 
 Equal settings (see shared/verified-facts.md): the same saved model folder and tokenizer, the same prompts
-and reward callable, ``beta`` = ``algo.kl.coef``, ``epsilon`` = ``algo.clip_range``, the same learning rate,
-constant schedule, plain ``torch.optim.AdamW``, gradient clipping, sampling settings and completion length,
-dropout disabled on both sides, gradient checkpointing as in the profile (TRL defaults to on), float32
-(``bf16=False``), GRPO's token-level ``dapo`` loss with group
-reward scaling (ours), RLOO without advantage normalisation (ours). One RL step is one generation batch:
-``epochs * minibatches / grad_accum`` optimiser steps of TRL's loop, as in ours.
+and reward callable, ``beta`` = ``algo.kl.coef``, ``epsilon``/``epsilon_high`` = ``algo.clip_bounds``, the
+same learning rate, constant schedule, plain ``torch.optim.AdamW``, gradient clipping, sampling settings and
+completion length, dropout disabled on both sides, gradient checkpointing as in the profile (TRL defaults
+to on), float32 (``bf16=False``), GRPO's ``loss_type`` and ``scale_rewards`` as ours, RLOO's batch
+normalisation only if ours, and no running reward scaling on our side (TRL has none). One RL step is one
+generation batch: ``epochs * minibatches / grad_accum`` optimiser steps of TRL's loop, as in ours.
 """
 
 from __future__ import annotations
@@ -33,14 +33,15 @@ def _config(profile: Profile, work_dir: Path):
         gradient_accumulation_steps=t.grad_accum, steps_per_generation=r.completions_per_step // a.mini_batch_size,
         num_iterations=a.epochs, num_generations=r.num_generations, max_completion_length=r.max_new_tokens,
         temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, generation_kwargs=generation_kwargs,
-        beta=a.kl.coef, epsilon=a.clip_range, disable_dropout=True, bf16=False, fp16=False,
+        beta=a.kl.coef, epsilon=a.clip_bounds[0], epsilon_high=a.clip_bounds[1], disable_dropout=True,
+        bf16=False, fp16=False,
         gradient_checkpointing=profile.model.gradient_checkpointing,  # TRL's default is True, ours the profile's
         use_cpu=not torch.cuda.is_available(), max_steps=10**6, save_strategy="no", report_to="none",
         logging_steps=10**6, disable_tqdm=True, dataloader_num_workers=0, log_completions=False,
     )
     if a.name == "grpo":
-        return GRPOConfig(loss_type="dapo", scale_rewards="group", **common)
-    return RLOOConfig(normalize_advantages=False, **common)
+        return GRPOConfig(loss_type=a.loss_type, scale_rewards=a.scale_rewards or "group", **common)
+    return RLOOConfig(normalize_advantages=a.scale_rewards == "batch", **common)
 
 
 def check_supported(profile: Profile) -> None:
@@ -48,6 +49,12 @@ def check_supported(profile: Profile) -> None:
     if profile.algo.name not in PEERS:
         raise ValueError(f"--against trl: TRL 1.x has trainers for {', '.join(PEERS)}, not "
                          f"algo.name={profile.algo.name!r}; compare it with the floor only")
+    if profile.algo.reward_scaling != "none":
+        raise ValueError(f"--against trl: TRL has no running reward scaling (algo.reward_scaling="
+                         f"{profile.algo.reward_scaling!r}); --set algo.reward_scaling=none for equal settings")
+    if profile.algo.name == "rloo" and profile.algo.scale_rewards == "group":
+        raise ValueError("--against trl: TRL's RLOO normalises advantages over the batch only; "
+                         "set algo.scale_rewards to none or batch")
     if profile.model.quantization is not None or profile.model.lora is not None:
         raise ValueError("--against trl supports unquantised models without LoRA (the bench profiles); "
                          "drop model.quantization / model.lora for the comparison")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from rlhf.algos import logprobs_from_logits
+from rlhf.algos import full_kl, logprobs_from_logits
 from rlhf.config import RolloutConfig
 from rlhf.models.policy import Policy
 from rlhf.rl.sampling import sample_with_cache
@@ -31,6 +31,7 @@ class RolloutBatch:
     logprobs: torch.Tensor | None  # (N, R) policy log-probs at sampling time (None: not computed)
     ref_logprobs: torch.Tensor | None  # (N, R) (None: not computed)
     values: torch.Tensor | None  # (N, R) critic values (PPO)
+    full_kl: torch.Tensor | None = None  # (N, R) exact per-token KL to the reference (algo.kl.estimator full)
 
     @property
     def response_length(self) -> int:
@@ -118,12 +119,15 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
 
 @torch.no_grad()
 def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: RolloutConfig,
-                      with_values: bool, max_prompt_tokens: int | None = None, *, with_logprobs: bool = True,
+                      with_values: bool, max_prompt_tokens: int | None = None,
+                      full_kl_direction: str | None = None, *, with_logprobs: bool = True,
                       with_reference: bool = True) -> RolloutBatch:
     """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference.
 
     The policy forward runs if ``with_logprobs`` or ``with_values``, the reference forward if
-    ``with_reference``; what is not computed is None in the batch.
+    ``with_reference``; what is not computed is None in the batch. ``full_kl_direction``
+    (``reverse``/``forward``) also computes the exact per-token KL over the vocabulary from both models'
+    logits, micro-batch by micro-batch (only ``(N, R)`` is kept); it needs both forwards.
     """
     repeated = [p for p in prompts for _ in range(cfg.num_generations)]  # prompt-major groups
     was_training = policy.training
@@ -133,16 +137,21 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
     input_ids = torch.cat([prompt_ids, response], dim=1)  # (N, P + R)
     attention_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)  # (N, P + R)
 
-    logprobs, ref_logprobs, values = [], [], []
+    logprobs, ref_logprobs, values, kls = [], [], [], []
     for part in _micro_batches(len(repeated), cfg.micro_batch_size):
+        logits = None
         if with_logprobs or with_values:
-            lp, v, _ = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
-                                         cfg.temperature, with_values)
+            lp, v, logits = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
+                                              cfg.temperature, with_values)
             logprobs.append(lp)
             values.append(v)
         if with_reference:
             ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
-            ref_logprobs.append(_tempered_logprobs(ref_logits, response[part], cfg.temperature)[0])
+            ref_lp, ref_logits = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
+            ref_logprobs.append(ref_lp)
+            if full_kl_direction is not None:
+                assert logits is not None, "the exact KL needs the policy forward too"
+                kls.append(full_kl(logits, ref_logits, full_kl_direction))
     if was_training:
         policy.train()
     completions = tokenizer.batch_decode(response, skip_special_tokens=True)
@@ -150,5 +159,5 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
         prompts=repeated, completions=completions, input_ids=input_ids, attention_mask=attention_mask,
         response_mask=response_mask, logprobs=torch.cat(logprobs) if logprobs else None,
         ref_logprobs=torch.cat(ref_logprobs) if ref_logprobs else None,
-        values=torch.cat(values) if with_values else None,
+        values=torch.cat(values) if with_values else None, full_kl=torch.cat(kls) if kls else None,
     )
