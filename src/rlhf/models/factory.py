@@ -143,8 +143,12 @@ def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | 
         model.enable_input_require_grads()  # LoRA on frozen embeddings: checkpointed blocks need grad inputs
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    from transformers.pytorch_utils import Conv1D
+
     lora = cfg.lora
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+    # GPT-2 stores its linear layers as Conv1D (weight transposed): tell LoRA so, rather than let peft guess.
+    conv1d = any(isinstance(m, Conv1D) for m in model.modules())
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
                         target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
     return get_peft_model(model, config)
 
