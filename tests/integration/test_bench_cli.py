@@ -16,7 +16,7 @@ TINY = ["--set", "rollout.batch_size=2", "--set", "rollout.max_new_tokens=4", "-
 TIMED = {"generate", "update_forward", "backward", "optimizer"}
 
 
-@pytest.mark.slow  # three worker processes, one importing TRL: tens of seconds on 2 busy cores
+@pytest.mark.bench  # three worker processes, one importing TRL: 20 s to 2 min on 2 cores; `pytest -m bench`
 def test_bench_against_trl_reports_phases_and_ratios(tmp_path):
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(app, ["bench", "-p", "bench-grpo-small", *TINY, "--against", "trl", "--rounds", "1",
