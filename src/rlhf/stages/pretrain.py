@@ -166,11 +166,8 @@ def with_pretrained_policy(profile: Profile, console=None) -> Profile:
     """
     if profile.pretrain is None:
         return profile
-    key = json.dumps([profile.model.model_dump(mode="json"), profile.pretrain.model_dump(mode="json"),
-                      profile.seed], sort_keys=True)
-    arch = profile.model.random_init.arch if profile.model.random_init else Path(profile.model.name_or_path).name
-    target = cache_dir() / "pretrained" / f"{arch}-pretrained-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if not (target / METRICS_FILE).exists():
+    target = pretrained_dir(profile)
+    if not is_pretrained(profile):
         with atomic_directory(target, replace=True) as tmp:
             staged = profile.model_copy(update={"pretrain": profile.pretrain.model_copy(update={"output_dir": str(tmp)})})
             result = pretrain(staged, console)
@@ -178,7 +175,26 @@ def with_pretrained_policy(profile: Profile, console=None) -> Profile:
             console.print(f"pretrain: {summary(result.metrics)}; cached in {target}", soft_wrap=True)
     elif console is not None:
         console.print(f"pretrain: using the cached model in {target}")
-    model = profile.model.model_copy(update={"name_or_path": str(target), "random_init": None, "tokenizer": str(target)})
+    return pointed_at_pretrained(profile)
+
+
+def pretrained_dir(profile: Profile) -> Path:
+    """The cache folder of the profile's pretrained model, keyed by the model, the settings and the seed."""
+    key = json.dumps([profile.model.model_dump(mode="json"), profile.pretrain.model_dump(mode="json"),
+                      profile.seed], sort_keys=True)
+    arch = profile.model.random_init.arch if profile.model.random_init else Path(profile.model.name_or_path).name
+    return cache_dir() / "pretrained" / f"{arch}-pretrained-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+def is_pretrained(profile: Profile) -> bool:
+    """Whether the pretraining stage of ``profile`` already ran (its cache folder is complete)."""
+    return (pretrained_dir(profile) / METRICS_FILE).exists()
+
+
+def pointed_at_pretrained(profile: Profile) -> Profile:
+    """``profile`` with ``model`` (and tokenizer) pointed at its pretrained folder, trained or not yet."""
+    target = str(pretrained_dir(profile))
+    model = profile.model.model_copy(update={"name_or_path": target, "random_init": None, "tokenizer": target})
     return profile.model_copy(update={"model": model})
 
 
