@@ -279,3 +279,34 @@ def plan(
     console.print(time_summary(loaded, arch, prompt_tokens), soft_wrap=True, highlight=False)
     if not result.fits:
         raise typer.Exit(code=1)
+
+
+@app.command()
+@user_errors
+def bench(
+    profile: ProfileOpt = "bench-grpo",
+    overrides: SetOpt = None,
+    against: Annotated[Optional[list[str]], typer.Option("--against", help="peer to time beside rlhf: trl")] = None,
+    rounds: Annotated[int, typer.Option(help="measured rounds (one step of each contender per round)")] = 10,
+    warmup: Annotated[int, typer.Option(help="rounds left out at the start")] = 1,
+    threads: Annotated[int, typer.Option(help="torch threads per contender process")] = 1,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="also write every step's timings here")] = None,
+) -> None:
+    """Time the RL step and its phases beside the floor (generate + fwd/bwd + AdamW) and, with --against trl, TRL."""
+    import json
+
+    from rlhf.bench.compare import report_table, run_bench
+
+    _quiet_libraries()
+    unknown = sorted(set(against or []) - {"trl"})
+    if unknown:
+        raise UserError(f"--against {', '.join(unknown)}: the only peer is 'trl'")
+    loaded = load_profile(profile, overrides or [])
+    report = run_bench(loaded, profile, against=sorted(set(against or [])), rounds=rounds, threads=threads,
+                       warmup=warmup, progress=lambda done, total: err_console.print(f"round {done}/{total}"))
+    table, lines = report_table(report)
+    console.print(table)
+    for line in lines:
+        console.print(line, highlight=False)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")

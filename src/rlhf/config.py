@@ -8,6 +8,7 @@ the bad value and what was expected, with the nearest valid key for typos.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from pathlib import Path
@@ -129,6 +130,9 @@ class RolloutConfig(_Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     top_k: int = Field(0, ge=0, description="keep the k most likely tokens (0: off)")
     micro_batch_size: int | None = Field(None, ge=1, description="sequences per forward pass when scoring")
+    sampler: Literal["generate", "lean"] = Field(
+        "generate", description="'generate' (transformers) or 'lean' (our KV-cache loop: the same tokens, "
+        "less per-token overhead on small models)")
 
     @property
     def completions_per_step(self) -> int:
@@ -338,6 +342,29 @@ class Profile(_Section):
                 f"set rollout.num_generations >= 2 (got {self.rollout.num_generations})"
             )
         return self
+
+    @property
+    def optimizer_steps_per_step(self) -> int:
+        """AdamW steps per RL step: ``epochs`` passes of ``grad_accum``-minibatch groups."""
+        minibatches = math.ceil(self.rollout.completions_per_step / self.algo.mini_batch_size)
+        return self.algo.epochs * math.ceil(minibatches / self.trainer.grad_accum)
+
+    @property
+    def rollout_forwards(self) -> tuple[bool, bool]:
+        """Whether a rollout runs the policy forward and the reference forward (trainer and planner agree).
+
+        With one optimiser step per batch every update forward sees the sampling-time weights, so its own
+        detached log-probs are the old log-probs: the rollout's policy forward is only needed for values,
+        a KL penalty in the reward or the exact (full-vocabulary) KL. A KL coefficient of 0 (which an
+        adaptive controller keeps at 0) needs no reference forward, nor the frozen copy.
+        """
+        from rlhf.algos import ADVANTAGE_ESTIMATORS
+
+        estimator = ADVANTAGE_ESTIMATORS.get(self.algo.name)
+        reference = self.algo.kl.coef > 0
+        policy = (self.optimizer_steps_per_step > 1 or estimator.needs_value_head
+                  or (reference and (estimator.kl_in_reward or self.algo.kl.is_full)))
+        return policy, reference
 
     def to_yaml(self) -> str:
         """The resolved profile as YAML that :func:`load_profile` reads back to an equal Profile."""

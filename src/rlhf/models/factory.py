@@ -5,7 +5,7 @@ A tiny ``random_init`` model is built from a config, saved to the cache folder a
 ``prepare_model_for_kbit_training``, peft LoRA and gradient checkpointing.
 
 With LoRA the reference model is the policy with its adapters disabled (no second copy in memory);
-without LoRA it is a frozen copy. :meth:`Policy.reference_logits` hides which.
+without LoRA it is a frozen copy, loaded on first use. :meth:`Policy.reference_logits` hides which.
 """
 
 from __future__ import annotations
@@ -181,7 +181,9 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     if cfg.lora is not None:
         model = _add_adapters(model, cfg, adapter_dir)
     else:
-        ref_model = load_causal_lm(model_source(cfg, seed), cfg, device).eval().requires_grad_(False)
+        def ref_model() -> nn.Module:  # loaded on first use: never, when the KL coefficient is 0
+            ref = load_causal_lm(model_source(cfg, seed), cfg, device).eval().requires_grad_(False)
+            return ref.to(device) if device is not None and cfg.quantization is None else ref
     value_head = None
     if with_value_head:
         value_head = ValueHead(model.config.hidden_size if hasattr(model.config, "hidden_size")
@@ -194,8 +196,6 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
             value_head.to(device)
     if device is not None and cfg.quantization is None:
         model.to(device)
-        if ref_model is not None:
-            ref_model.to(device)
     return Policy(model, value_head, ref_model, uses_lora=cfg.lora is not None)
 
 

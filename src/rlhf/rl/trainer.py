@@ -229,25 +229,29 @@ class Trainer:
 
     @property
     def optimizer_steps_per_step(self) -> int:
-        a = self.profile.algo
-        minibatches = math.ceil(self.profile.rollout.completions_per_step / a.mini_batch_size)
-        return a.epochs * math.ceil(minibatches / self.profile.trainer.grad_accum)
+        return self.profile.optimizer_steps_per_step
 
     # -------------------------------------------------------------------------------------- phases
 
     def rollout(self) -> RolloutBatch:
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         prompts = self.sampler.next_batch()[rank::world]
+        policy_forward, reference_forward = self.rollout_forwards()
         kl = self.profile.algo.kl
         try:
             return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
                                      with_values=self.estimator.needs_value_head,
                                      max_prompt_tokens=self.max_prompt_tokens,
-                                     full_kl_direction=kl.direction if kl.is_full else None)
+                                     full_kl_direction=kl.direction if kl.is_full else None,
+                                     with_logprobs=policy_forward, with_reference=reference_forward)
         except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
             if "inf" in str(exc) and "nan" in str(exc):
                 raise self._diverged("the next-token probabilities are not finite during sampling") from exc
             raise
+
+    def rollout_forwards(self) -> tuple[bool, bool]:
+        """Whether this step's rollout needs the policy forward and the reference forward (see the profile's)."""
+        return self.profile.rollout_forwards
 
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
@@ -265,9 +269,10 @@ class Trainer:
 
     def advantage(self, batch: RolloutBatch, scores: torch.Tensor):
         algo, mask = self.profile.algo, batch.response_mask
+        kl = None  # not computed at rollout time (see rollout_forwards); the update may measure it
         if algo.kl.is_full:
-            kl = batch.full_kl * mask  # (N, R) exact, computed at rollout from both distributions
-        else:
+            kl = batch.full_kl * mask if batch.full_kl is not None else None  # (N, R) exact, from the rollout
+        elif batch.logprobs is not None and batch.ref_logprobs is not None:
             kl = kl_estimate(batch.logprobs, batch.ref_logprobs, algo.kl.estimator) * mask  # (N, R)
         self.reward_moments.update(self.accelerator.gather(scores))  # every rank keeps the same statistics
         inputs = AdvantageInputs(
@@ -278,7 +283,7 @@ class Trainer:
             scale_rewards=algo.scale_rewards, whiten_rewards=algo.whiten_rewards,
         )
         advantages, returns = self.estimator(inputs)
-        return advantages, returns, kl.sum(-1)  # (N, R), (N, R) | None, (N,)
+        return advantages, returns, kl.sum(-1) if kl is not None else None  # (N, R), (N, R) | None, (N,) | None
 
     def update(self, batch: RolloutBatch, advantages: torch.Tensor, returns: torch.Tensor | None) -> dict:
         """``epochs`` passes of shuffled minibatches; ``grad_accum`` minibatches per optimiser step."""
@@ -370,11 +375,16 @@ class Trainer:
         logprobs, values, logits = response_logprobs(self.model, mb.input_ids, mb.attention_mask,
                                                      mb.response_length, self.profile.rollout.temperature,
                                                      with_values=returns is not None)
-        per_token, clipped = clipped_surrogate(logprobs, mb.logprobs, advantages, mask, *algo.clip_bounds)
+        # No rollout forward (see rollout_forwards): these weights are the sampling-time weights.
+        old_logprobs = mb.logprobs if mb.logprobs is not None else logprobs.detach()
+        per_token, clipped = clipped_surrogate(logprobs, old_logprobs, advantages, mask, *algo.clip_bounds)
         max_len = self.profile.rollout.max_new_tokens
         loss = aggregate_loss(per_token, mask, algo.loss_type, max_len)
         stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": masked_mean(clipped, mask),
-                 "policy/approxkl_avg": approx_kl(logprobs.detach(), mb.logprobs, mask)}
+                 "policy/approxkl_avg": approx_kl(logprobs.detach(), old_logprobs, mask)}
+        if mb.logprobs is None and mb.ref_logprobs is not None:  # the sampling-time KL, free here
+            seq_kl = (kl_estimate(logprobs.detach(), mb.ref_logprobs, algo.kl.estimator) * mask).sum(-1)  # (B,)
+            stats["objective/kl"] = seq_kl.mean()
         if kl_in_loss:  # aggregated like the policy loss (TRL's convention)
             kl = self._loss_kl(mb, logprobs, logits)  # (B, R)
             loss = loss + self.kl_ctl.value * aggregate_loss(kl, mask, algo.loss_type, max_len)
@@ -419,18 +429,22 @@ class Trainer:
             update_stats = self.update(batch, advantages, returns)
         self._in_update = False
         kl_coef = self.kl_ctl.value
+        kl = seq_kl.mean() if seq_kl is not None else update_stats.pop("objective/kl", None)
         local = {
-            "objective/scores": scores.mean(), "objective/kl": seq_kl.mean(),
-            "objective/rlhf_reward": (scores - kl_coef * seq_kl).mean(),
+            "objective/scores": scores.mean(),
+            "objective/rlhf_reward": scores.mean() - kl_coef * kl if kl is not None else scores.mean(),
             "objective/response_length": batch.response_mask.sum(-1).mean(),
             "tokens": batch.response_mask.sum(), **update_stats,
         }
+        if kl is not None:  # None: KL coefficient 0, no reference forward (said once at start)
+            local["objective/kl"] = kl
         names = list(local)
         stacked = torch.stack([local[k].float().to(self.accelerator.device) for k in names])
         reduced = self.accelerator.reduce(stacked, reduction="mean").tolist()  # the one host sync of the step
         metrics = dict(zip(names, reduced))
         total_tokens = round(metrics.pop("tokens") * self.accelerator.num_processes)
-        self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
+        if "objective/kl" in metrics:
+            self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
         self.tokens_seen += total_tokens
         step_s = sum(timings.values())
         metrics.update(reward_metrics)
@@ -455,6 +469,9 @@ class Trainer:
             (self.run_dir / "profile.yaml").write_text(self.profile.to_yaml(), encoding="utf-8")
         metrics: dict[str, float] = {}
         self._in_update = False
+        if not self.rollout_forwards()[1] and self.is_main:
+            self.console.print("objective/kl is not computed (nor logged): algo.kl.coef is 0, so the reference "
+                               "forward is skipped", soft_wrap=True)
         with self._signals(), step_progress(self.console, t.steps, self.step, enabled=self.is_main) as progress:
             while self.step < t.steps:
                 try:
