@@ -61,7 +61,7 @@ def materialize_random_model(spec: RandomInit, tokenizer_name: str, *, seed: int
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    tokenizer = load_tokenizer(tokenizer_name)
+    tokenizer = load_tokenizer(tokenizer_name, require_eos=task == "causal-lm")  # encoders may have no EOS
     key = json.dumps([spec.model_dump(), tokenizer_name, len(tokenizer), seed, task, num_labels], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"random-{spec.arch}-{task}-{digest}"

@@ -42,11 +42,14 @@ class RewardModelResult:
 def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None) -> RewardModelResult:
     """Train, evaluate on the held-out split and save the reward model to ``cfg.output_dir``.
 
-    Metrics: ``pairwise_accuracy`` (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
+    Metrics: ``pairwise_accuracy`` (held-out), ``train_pairwise_accuracy`` and ``reward_margin`` (mean
+    chosen minus rejected score, held out) (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
     ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``.
     """
     with quiet_progress(console is None):
-        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=cfg.kind == "pairwise")
+        # Texts are tokenized here (EOS appended when the tokenizer has one), so encoders without an EOS
+        # token (BERT, distilbert: ``[CLS] ... [SEP]``) train in both kinds.
+        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=False)
         num_labels = 1 if cfg.kind == "pairwise" else cfg.num_labels
         model = _load_model(cfg, tokenizer, num_labels=num_labels, seed=seed)
         if cfg.lora is not None:
@@ -178,9 +181,22 @@ def _train_pairwise(cfg: RewardModelConfig, model, tokenizer, seed: int, console
     output = quiet_trainer(trainer, console).train()
     chosen = score_texts(model, tokenizer, eval_chosen, cfg.max_length).squeeze(-1)  # (Nc,)
     rejected = score_texts(model, tokenizer, eval_rejected, cfg.max_length).squeeze(-1)  # (Nr,)
-    return {"pairwise_accuracy": pairwise_accuracy(chosen, rejected, paired), "train_loss": output.training_loss,
+    margins = chosen - rejected if paired else chosen.mean() - rejected.mean()
+    return {"pairwise_accuracy": pairwise_accuracy(chosen, rejected, paired),
+            "train_pairwise_accuracy": _train_accuracy(model, tokenizer, train_pairs, cfg.max_length),
+            "reward_margin": margins.mean().item(), "train_loss": output.training_loss,
             "num_train": len(train_pairs), "num_eval": len(chosen) if paired else len(chosen) * len(rejected),
             "train_seconds": output.metrics["train_runtime"]}
+
+
+def _train_accuracy(model, tokenizer, train_pairs: list[tuple[str, str]], max_length: int,
+                    limit: int = 512) -> float:
+    """Pairwise accuracy on (up to ``limit``) training pairs, beside the held-out one as the notebook reports:
+    a large gap between the two means the model memorised its pairs."""
+    pairs = train_pairs[:limit]
+    chosen = score_texts(model, tokenizer, [c for c, _ in pairs], max_length).squeeze(-1)  # (N,)
+    rejected = score_texts(model, tokenizer, [r for _, r in pairs], max_length).squeeze(-1)  # (N,)
+    return pairwise_accuracy(chosen, rejected, paired=True)
 
 
 def pairwise_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, paired: bool) -> float:
