@@ -130,9 +130,9 @@ def keep_4bit_trainable_on_cpu(model: nn.Module) -> int:
     return len(layers)
 
 
-def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
-    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+def prepare_for_adapters(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    """Get a loaded base model ready for LoRA training: k-bit preparation or input grads for checkpointing."""
+    from peft import prepare_model_for_kbit_training
 
     if cfg.quantization is not None:  # fp32 norms, input grads and checkpointing for k-bit training
         model = prepare_model_for_kbit_training(
@@ -141,12 +141,26 @@ def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | 
         )
     elif cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # LoRA on frozen embeddings: checkpointed blocks need grad inputs
+    return model
+
+
+def lora_config(cfg: ModelConfig):
+    """The peft ``LoraConfig`` of the profile's ``model.lora`` (causal LM)."""
+    from peft import LoraConfig
+
+    lora = cfg.lora
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+
+
+def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
+    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
+    from peft import PeftModel, get_peft_model
+
+    model = prepare_for_adapters(model, cfg)
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
-    lora = cfg.lora
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
-    return get_peft_model(model, config)
+    return get_peft_model(model, lora_config(cfg))
 
 
 def model_source(cfg: ModelConfig, seed: int = 0) -> Path | str:

@@ -71,17 +71,22 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None) -> R
 
 @contextmanager
 def quiet_progress(enabled: bool = True):
-    """Hide transformers' loading/saving progress bars for the block (restored afterwards)."""
+    """Hide transformers' loading/saving and datasets' map progress bars for the block (restored afterwards)."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    datasets_enabled = datasets.is_progress_bar_enabled()  # TRL's dataset preparation (map/filter) bars
     if enabled:
         hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     try:
         yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+        if datasets_enabled:
+            datasets.enable_progress_bars()
 
 
 def quiet_trainer(trainer, console):
@@ -220,7 +225,9 @@ def _pairwise_data(cfg: RewardModelConfig, seed: int):
     records = load_records(cfg.data)
     if cfg.chosen_column in records[0] and cfg.rejected_column in records[0]:
         check_columns(records, [cfg.chosen_column, cfg.rejected_column], cfg.data)
-        pairs = [(str(r[cfg.chosen_column]), str(r[cfg.rejected_column])) for r in records]
+        # A shared prompt (DPO-style data) is scored with each completion, as TRL's RewardTrainer does.
+        prompts = [str(r[cfg.prompt_column]) if cfg.prompt_column in r else "" for r in records]
+        pairs = [(p + str(r[cfg.chosen_column]), p + str(r[cfg.rejected_column])) for p, r in zip(prompts, records)]
         rng.shuffle(pairs)
         train, held_out = _split_group(pairs, cfg.eval_fraction, f"pairs in {cfg.data!r}")
         return train, [c for c, _ in held_out], [r for _, r in held_out], True
