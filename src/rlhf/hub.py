@@ -97,6 +97,7 @@ def push_run(run_dir: str | Path, repo: str, *, private: bool = False, api=None)
         api.create_repo(repo, private=private, exist_ok=True)
         commit = api.upload_folder(repo_id=repo, folder_path=str(final), commit_message=f"rlhf: {Path(run_dir).name}")
     except Exception as exc:  # requests/httpx errors, offline mode, auth: all one line for the user
-        raise OSError(f"could not push {final} to the hub repo {repo!r}: {type(exc).__name__}: "
-                      f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the network and `hf auth login`") from exc
+        detail = str(exc).splitlines()[0].rstrip(".") if str(exc) else "no details"
+        raise OSError(f"could not push {final} to the hub repo {repo!r} ({type(exc).__name__}: {detail}); "
+                      "check the network and `hf auth login`") from exc
     return str(getattr(commit, "commit_url", commit))

@@ -53,9 +53,6 @@ def train_dpo(profile: Profile, output_dir: str | Path | None = None, console=No
     ``train_loss``, ``num_train``, ``num_eval``, ``tokens`` (tokens seen in training), ``steps``,
     ``train_seconds``.
     """
-    from datasets import Dataset
-    from trl import DPOTrainer
-
     cfg = profile.dpo
     if cfg is None:
         raise ValueError("the profile has no `dpo:` section; add one, e.g. `dpo: {data: builtin:review-pairs}` "
@@ -64,6 +61,9 @@ def train_dpo(profile: Profile, output_dir: str | Path | None = None, console=No
         raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
     profile = with_pretrained_policy(profile, console)
     train_rows, eval_rows = preference_pairs(cfg, profile.seed)
+    from datasets import Dataset
+    from trl import DPOTrainer  # after the data checks: importing trl takes seconds
+
     run_dir = _claim_run_dir(Path(output_dir or cfg.output_dir), profile)
     try:
         with quiet_progress(console is None):

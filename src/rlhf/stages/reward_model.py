@@ -11,7 +11,8 @@ Texts are tokenized as TRL's ``RewardTrainer`` and the ``classifier`` reward (``
 default) do: EOS appended, then the tokenizer's own call truncated to ``max_length``, right padding. So
 the saved model scores RL completions the way it was trained; GPT-style models score the EOS position.
 The output folder loads with plain ``AutoModelForSequenceClassification`` and ``AutoTokenizer`` (LoRA
-adapters are merged before saving) and holds ``eval.json`` with the metrics.
+adapters are merged before saving) and holds ``eval.json`` with the metrics and TensorBoard events in
+``tensorboard/``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rlhf.config import Lora, RewardModelConfig
 from rlhf.data import check_columns, load_records
 from rlhf.models.factory import materialize_random_model
 from rlhf.models.tokenizer import load_tokenizer
+from rlhf.tracking import tensorboard_callback
 
 EVAL_FILE = "eval.json"
 
@@ -142,8 +144,7 @@ def _training_args(args_class, cfg: RewardModelConfig, seed: int, console, **ext
         output_dir=str(cfg.output_dir), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, seed=seed, data_seed=seed, bf16=False, fp16=False,
         use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
-        logging_strategy="steps" if console is not None else "no", logging_steps=10,
-        disable_tqdm=console is None, **extra,
+        logging_strategy="steps", logging_steps=10, disable_tqdm=console is None, **extra,
     )
 
 
@@ -182,7 +183,8 @@ def _train_pairwise(cfg: RewardModelConfig, model, tokenizer, seed: int, console
         "rejected_ids": encode(tokenizer, [r for _, r in train_pairs], cfg.max_length)["input_ids"]})
     # Already tokenized and truncated: max_length=None stops TRL from *dropping* longer pairs.
     args = _training_args(RewardConfig, cfg, seed, console, max_length=None, activation_checkpointing=False)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                            callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")])
     output = quiet_trainer(trainer, console).train()
     chosen = score_texts(model, tokenizer, eval_chosen, cfg.max_length).squeeze(-1)  # (Nc,)
     rejected = score_texts(model, tokenizer, eval_rejected, cfg.max_length).squeeze(-1)  # (Nr,)
@@ -296,8 +298,8 @@ def _train_classifier(cfg: RewardModelConfig, model, tokenizer, seed: int, conso
     dataset = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                                  "labels": [label for _, label in train]})
     args = _training_args(TrainingArguments, cfg, seed, console)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
+                      callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")])
     output = quiet_trainer(trainer, console).train()
     logits = score_texts(model, tokenizer, [text for text, _ in held_out], cfg.max_length)  # (N, num_labels)
     labels = torch.tensor([label for _, label in held_out])

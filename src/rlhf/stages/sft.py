@@ -56,9 +56,6 @@ def train_sft(profile: Profile, console=None) -> SftResult:
     Metrics: ``eval_loss_before`` and ``eval_loss_after`` (assistant tokens of the held-out conversations),
     ``train_loss``, ``num_train``, ``num_eval``, ``tokens`` (tokens seen in training), ``train_seconds``.
     """
-    from datasets import Dataset
-    from trl import SFTTrainer
-
     cfg = profile.sft
     if cfg is None:
         raise ValueError("the profile has no `sft:` section; add one, e.g. `sft: {data: builtin:chat-reviews}` "
@@ -67,6 +64,9 @@ def train_sft(profile: Profile, console=None) -> SftResult:
         raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
     profile = with_pretrained_policy(profile, console)
     train_rows, eval_rows = conversations(cfg, profile.seed)
+    from datasets import Dataset
+    from trl import SFTTrainer  # after the data checks: importing trl takes seconds
+
     output_dir = Path(cfg.output_dir)
     with quiet_progress(console is None):
         tokenizer = load_tokenizer(profile.model.tokenizer, padding_side="right")
