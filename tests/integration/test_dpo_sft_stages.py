@@ -74,3 +74,6 @@ def test_pretrain_then_chat_sft_then_rl_on_the_sft_model(tmp_path, monkeypatch):
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert len(stats(run_dir)) == 2
     assert "Assistant: " in (run_dir / "meta_data" / "generated_outputs.csv").read_text()
+    card = (run_dir / "final" / "README.md").read_text()  # an RL run's final/ carries its model card too
+    assert "**algorithm:** ppo" in card and "**steps:** 2" in card and "`sentiment` (weight 1)" in card
+    assert f"`{sft_dir}` (local folder)" in card

@@ -136,8 +136,22 @@ def test_pairwise_bert_encoder_without_eos_on_builtin_wordpiece(tmp_path):
     assert result.metrics["pairwise_accuracy"] >= 0.9
     assert result.metrics["train_pairwise_accuracy"] >= 0.9
     assert result.metrics["reward_margin"] > 0
+    assert list((result.output_dir / "tensorboard").glob("events.out.tfevents.*"))
     model, saved_tokenizer = load_saved(result.output_dir)
     assert model.config.model_type == "bert" and saved_tokenizer.eos_token is None
     reward = Classifier(model=str(result.output_dir), label=0)
     good, bad = reward(["", ""], ["The movie is truly wonderful.", "The plot was dull and bad."])
     assert good > bad
+
+
+def test_pairs_with_a_prompt_column_score_prompt_and_completion(tmp_path):
+    """The DPO data (prompt, chosen, rejected) trains a reward model too: each text is prompt + completion."""
+    from rlhf.stages.reward_model import _pairwise_data
+
+    cfg = make_config(tmp_path, data="builtin:review-pairs", eval_fraction=0.1)
+    train, eval_chosen, eval_rejected, paired = _pairwise_data(cfg, seed=0)
+    assert paired and len(train) == 1800 and len(eval_chosen) == len(eval_rejected) == 200
+    from rlhf.data import load_records
+
+    originals = {(r["prompt"] + r["chosen"], r["prompt"] + r["rejected"]) for r in load_records("builtin:review-pairs")}
+    assert set(train) <= originals and set(zip(eval_chosen, eval_rejected)) <= originals
