@@ -198,7 +198,7 @@ def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> Non
 @app.command("train-dpo")
 @user_errors
 def train_dpo(profile: ProfileOpt = "dpo-tiny", overrides: SetOpt = None,
-              output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None) -> None:
+              output_dir: Annotated[Optional[Path], typer.Option(help="parent of the run folder")] = None) -> None:
     """Preference optimisation without RL (DPO, IPO, ... via TRL's DPOTrainer) from the `dpo:` section."""
     _quiet_libraries()
     from rlhf.stages.dpo import train_dpo as run_dpo
@@ -225,9 +225,9 @@ def sft(profile: ProfileOpt = "sft-tiny", overrides: SetOpt = None) -> None:
         raise UserError(f"profile {profile!r} has no `sft:` section (see profiles/sft-tiny.yaml)")
     result = train_sft(loaded, console=console)
     m, out = result.metrics, result.output_dir
-    console.print(f"sft: held-out loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}; saved to [bold]{out}[/]. "
-                  f"Use it with --set model.name_or_path={out} --set model.tokenizer={out} --set model.random_init=null",
-                  soft_wrap=True)
+    console.print(f"sft: held-out loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}; saved to "
+                  f"[bold]{out}[/]. Use it with --set model.name_or_path={out} --set model.tokenizer={out} "
+                  "--set model.random_init=null", soft_wrap=True)
 
 
 @app.command()

@@ -112,8 +112,8 @@ def load_tokenizer(name_or_path: str, *, padding_side: str = "left", require_eos
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as exc:
         raise ValueError(
-            f"could not load tokenizer {name_or_path!r}: {exc}. Use 'builtin-bpe', 'builtin-wordpiece', a local folder with "
-            "tokenizer files, or a hub name (needs network access)."
+            f"could not load tokenizer {name_or_path!r}: {exc}. Use 'builtin-bpe', 'builtin-wordpiece', a local "
+            "folder with tokenizer files, or a hub name (needs network access)."
         ) from exc
     if tokenizer.eos_token is None and require_eos:
         raise ValueError(f"tokenizer {name_or_path!r} has no eos_token; set one in its tokenizer_config.json")

@@ -149,8 +149,8 @@ def _dpo_args(cfg: DpoConfig, profile: Profile, run_dir: Path, console):
     from trl import DPOConfig as TrlDPOConfig
 
     return TrlDPOConfig(
-        output_dir=str(run_dir / "checkpoints"), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        output_dir=str(run_dir / "checkpoints"), num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.learning_rate, loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
         beta=cfg.beta, label_smoothing=cfg.label_smoothing, max_length=cfg.max_length, seed=profile.seed,
         data_seed=profile.seed, bf16=False, fp16=False, use_cpu=not torch.cuda.is_available(),

@@ -321,7 +321,7 @@ def _roc_auc(labels: torch.Tensor, probs: torch.Tensor, num_labels: int) -> floa
 def _print_summary(console, cfg: RewardModelConfig, metrics: dict, output_dir: Path) -> None:
     from rich.table import Table
 
-    table = Table("metric", "value", title=f"reward model ({cfg.kind}), held-out evaluation")
+    table = Table("metric", "value", title=f"reward model ({cfg.kind}): held-out and train-split metrics")
     for key, value in metrics.items():
         table.add_row(key, "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
