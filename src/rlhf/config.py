@@ -137,7 +137,10 @@ class RolloutConfig(_Section):
 class KLConfig(_Section):
     """KL regularisation toward the reference model."""
 
-    estimator: str = Field("k1", description="per-token estimator: k1, k2 or k3")
+    estimator: str = Field("k1", description="k1, k2, k3 (sampled, from the chosen token) or full (exact, "
+                                             "over the vocabulary; costs the reference's full logits)")
+    direction: Literal["reverse", "forward"] = Field(
+        "reverse", description="reverse KL(policy||ref) or forward KL(ref||policy); forward needs estimator full")
     coef: float = Field(0.05, ge=0.0, description="initial KL coefficient (beta)")
     target: float | None = Field(None, gt=0.0, description="target KL; set => adaptive controller")
     horizon: int = Field(10000, ge=1, description="adaptive controller horizon")
@@ -147,9 +150,20 @@ class KLConfig(_Section):
     def _known_estimator(cls, value: str) -> str:
         from rlhf.algos import KL_ESTIMATORS
 
-        if value not in KL_ESTIMATORS:
-            raise ValueError(f"unknown KL estimator {value!r}; expected one of {KL_ESTIMATORS.names()}")
+        if value.lower() != "full" and value not in KL_ESTIMATORS:
+            raise ValueError(f"unknown KL estimator {value!r}; expected one of {[*KL_ESTIMATORS.names(), 'full']}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _forward_needs_full(self) -> KLConfig:
+        if self.direction == "forward" and self.estimator != "full":
+            raise ValueError(f"direction 'forward' needs estimator 'full' (got {self.estimator!r}): k1/k2/k3 "
+                             "estimate the reverse KL from the sampled token; set algo.kl.estimator: full")
+        return self
+
+    @property
+    def is_full(self) -> bool:
+        return self.estimator == "full"
 
 
 class AlgoConfig(_Section):
@@ -159,6 +173,19 @@ class AlgoConfig(_Section):
     epochs: int = Field(4, ge=1, description="optimisation passes over each rollout batch")
     mini_batch_size: int = Field(8, ge=1, description="completions per optimiser step")
     clip_range: float = Field(0.2, gt=0.0, description="PPO ratio clip epsilon")
+    clip_range_low: float | None = Field(None, gt=0.0, description="lower ratio clip (1 - low); default clip_range")
+    clip_range_high: float | None = Field(
+        None, gt=0.0, description="upper ratio clip (1 + high), DAPO's clip-higher e.g. 0.28; default clip_range")
+    loss_type: str = Field("dapo", description="loss aggregation: grpo (per-sequence mean), bnpo (minibatch "
+                                               "token mean), dapo (token mean over the accumulated batch), "
+                                               "dr_grpo (sum / max_new_tokens)")
+    scale_rewards: Literal["group", "batch", "none"] | None = Field(
+        None, description="std normalisation of group advantages; default: grpo 'group', rloo 'none'")
+    reward_scaling: Literal["none", "scale", "normalize"] = Field(
+        "scale", description="divide scores by their running std (scale) and centre them (normalize) before "
+                             "the advantage; TRL 0.7's use_score_scaling / use_score_norm")
+    reward_clip: float | None = Field(None, gt=0.0, description="clip (scaled) scores to [-x, x]")
+    whiten_rewards: bool = Field(False, description="PPO: per-token rewards to unit variance before GAE")
     clip_range_value: float = Field(0.2, gt=0.0, description="value clip epsilon (PPO)")
     vf_coef: float = Field(0.1, ge=0.0, description="value-loss weight (PPO)")
     entropy_coef: float = Field(0.0, ge=0.0, description="entropy bonus weight")
@@ -175,11 +202,25 @@ class AlgoConfig(_Section):
             raise ValueError(f"unknown algorithm {value!r}; expected one of {ADVANTAGE_ESTIMATORS.names()}")
         return value.lower()
 
+    @field_validator("loss_type")
+    @classmethod
+    def _known_loss_type(cls, value: str) -> str:
+        from rlhf.algos import LOSS_TYPES
+
+        if value.lower() not in LOSS_TYPES:
+            raise ValueError(f"unknown loss type {value!r}; expected one of {LOSS_TYPES.names()}")
+        return value.lower()
+
     @property
     def needs_value_head(self) -> bool:
         from rlhf.algos import ADVANTAGE_ESTIMATORS
 
         return ADVANTAGE_ESTIMATORS.get(self.name).needs_value_head
+
+    @property
+    def clip_bounds(self) -> tuple[float, float]:
+        """(low, high): the ratio is clipped to [1 - low, 1 + high]."""
+        return (self.clip_range_low or self.clip_range, self.clip_range_high or self.clip_range)
 
 
 class RewardSpec(BaseModel):
@@ -207,6 +248,8 @@ class TrainerConfig(_Section):
     max_grad_norm: float | None = Field(1.0, gt=0.0, description="gradient clipping norm (null: off)")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="accelerate mixed precision")
     checkpoint_every: int = Field(100, ge=1, description="checkpoint every N steps (and at the end)")
+    checkpoint_every_tokens: int | None = Field(
+        None, ge=1, description="also checkpoint each time the generated tokens pass a multiple of N")
     keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
     sample_every: int = Field(50, ge=1, description="print sample completions every N steps")
     log_with: list[Literal["csv", "tensorboard", "wandb"]] = Field(

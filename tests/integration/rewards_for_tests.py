@@ -68,3 +68,8 @@ def hang_on_third_call(prompts, completions, **kwargs):
         while True:
             time.sleep(0.05)
     return [1.0] * len(completions)
+
+
+def letter_e_share(prompts, completions, **kwargs):
+    """A dense reward in [0, 1]: the share of characters that are the letter 'e'."""
+    return [c.count("e") / max(1, len(c)) for c in completions]

@@ -43,3 +43,18 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(ValueError, match="no intact checkpoint"):
         run(load_profile("tiny-gpt2"), resume_dir=tmp_path / "run")
+
+
+def test_checkpoints_by_generated_tokens(tmp_path):
+    # 8 completions x 12 tokens <= 96 tokens a step: a 150-token period checkpoints every second step or so
+    profile = load_profile("tiny-gpt2", ["trainer.steps=6", "trainer.checkpoint_every=1000",
+                                         "trainer.checkpoint_every_tokens=150", "trainer.keep_checkpoints=10",
+                                         "trainer.log_with=[csv]", "rollout.min_new_tokens=12"])
+    result = run(profile, output_dir=tmp_path)
+    from helpers import column, stats
+
+    tokens = column(stats(result.run_dir), "tokens")
+    crossings = [step for step, (before, after) in enumerate(zip([0.0, *tokens], tokens), start=1)
+                 if before // 150 < after // 150]
+    saved = [int(p.name.removeprefix("step-")) for p in (result.run_dir / "checkpoints").iterdir()]
+    assert sorted(saved) == sorted(set(crossings) | {6}) and len(crossings) >= 3

@@ -83,7 +83,7 @@ def grouped_scores(draw, min_group=1):
 
 
 @SETTINGS
-@given(grouped_scores(), st.booleans())
+@given(grouped_scores(), st.sampled_from(["group", "batch", "none"]))
 def test_grpo_advantages_sum_to_zero_per_group(case, scale):
     scores, group_size = case
     advantages = grpo_advantages(scores, group_size, scale=scale)

@@ -35,7 +35,8 @@ def options_for(name, tiny_models):
     """The options a shipped reward needs to be built in a test (models are tiny and random)."""
     return {
         "classifier": {"model": tiny_models["classifier"], "label": "positive", "batch_size": 4},
-        "llm_judge": {"model": tiny_models["lm"], "max_tokens": 2, "batch_size": 4},
+        "llm_judge": {"model": tiny_models["lm"], "max_tokens": 2, "batch_size": 4,
+                      "max_unparsed": 1.0},  # a random teacher never answers a number: score the fallback, never stop
         "target_words": {"words": ["sorry", "thank you"]},
     }.get(name, {})
 

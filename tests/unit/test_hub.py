@@ -76,3 +76,14 @@ def test_push_command_uses_huggingface_hub(tmp_path, monkeypatch):
 def test_push_refuses_a_folder_without_a_final_model(tmp_path):
     with pytest.raises(ValueError, match="no final model"):
         push_run(tmp_path, "me/tiny", api=FakeHfApi())
+
+
+def test_python_api_exposes_the_new_stages(tmp_path):
+    import rlhf
+
+    with pytest.raises(ValueError, match="no final model"):
+        rlhf.push(tmp_path, "me/tiny")
+    with pytest.raises(ValueError, match="`dpo:`"):
+        rlhf.train_dpo("tiny-gpt2")
+    with pytest.raises(ValueError, match="`sft:`"):
+        rlhf.sft("tiny-gpt2")

@@ -79,21 +79,44 @@ def _check_groups(scores: Tensor, group_size: int, minimum: int, why: str) -> No
         )
 
 
-def grpo_advantages(scores: Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> Tensor:
-    """Group-relative advantages: each score minus its group's mean, divided by the group's std + eps.
+SCALE_REWARDS = ("group", "batch", "none")
+
+
+def scale_advantages(advantages: Tensor, scores: Tensor, group_size: int, scale: str, eps: float = 1e-4) -> Tensor:
+    """Divide sequence advantages by the std of the scores: per group, over the batch, or not at all.
+
+    Paper: ``group`` is GRPO's (Shao et al. 2024, https://arxiv.org/abs/2402.03300, section 4.1.2);
+    ``batch`` is the batch-level scaling of REINFORCE++ / Hu et al. 2025 (https://arxiv.org/abs/2501.03262)
+    and TRL's ``scale_rewards="batch"``; ``none`` is Dr. GRPO's (Liu et al. 2025,
+    https://arxiv.org/abs/2503.20783, section 3.1: the std division biases toward easy/hard prompts).
+    Shapes: ``advantages``, ``scores`` ``(N,)`` prompt-major -> ``(N,)``.
+    Departures: the std is unbiased (as TRL) and ``eps`` is added to it rather than to the variance.
+    """
+    if scale not in SCALE_REWARDS:
+        raise ValueError(f"scale {scale!r} is unknown; expected one of {', '.join(SCALE_REWARDS)}. "
+                         "Set algo.scale_rewards to one of them.")
+    if scale == "none" or scores.numel() < 2:
+        return advantages
+    if scale == "batch":
+        return advantages / (scores.std(unbiased=True) + eps)
+    if group_size < 2:
+        return advantages  # a group of one has no spread to divide by
+    std = scores.view(-1, group_size).std(dim=1, keepdim=True, unbiased=True)  # (P, 1)
+    return (advantages.view(-1, group_size) / (std + eps)).reshape(-1)  # (N,)
+
+
+def grpo_advantages(scores: Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> Tensor:
+    """Group-relative advantages: each score minus its group's mean, divided by a std + eps (``scale``).
 
     Paper: Shao et al. 2024 (DeepSeekMath), https://arxiv.org/abs/2402.03300, section 4.1.2.
     Shapes: ``scores`` ``(N,)`` laid out prompt-major (rows ``[0:G]`` are prompt 0's group) -> ``(N,)``.
-    Departures: the std is unbiased (as TRL) and ``eps`` is added to it rather than to the variance;
-    ``scale=False`` skips the division (Dr. GRPO, Liu et al. 2025, https://arxiv.org/abs/2503.20783).
-    A group of one, or of equal scores, gets advantage 0.
+    Departures: see :func:`scale_advantages` (``group`` is the paper's, ``batch`` and ``none`` the
+    variants). A group of one, or of equal scores, gets advantage 0.
     """
     _check_groups(scores, group_size, 1, "it is the number of completions per prompt.")
     grouped = scores.view(-1, group_size)  # (P, G)
-    advantages = grouped - grouped.mean(dim=1, keepdim=True)  # (P, G)
-    if scale and group_size > 1:
-        advantages = advantages / (grouped.std(dim=1, keepdim=True, unbiased=True) + eps)  # (P, G)
-    return advantages.reshape(-1)  # (N,)
+    advantages = (grouped - grouped.mean(dim=1, keepdim=True)).reshape(-1)  # (N,)
+    return scale_advantages(advantages, scores, group_size, scale, eps)
 
 
 def rloo_advantages(scores: Tensor, group_size: int) -> Tensor:
@@ -125,6 +148,8 @@ class AdvantageInputs:
     group_size: int = 1
     gamma: float = 1.0
     lam: float = 0.95
+    scale_rewards: str | None = None  # group | batch | none; None: the estimator's own default
+    whiten_rewards: bool = False  # PPO: rescale per-token rewards to unit variance before GAE
 
     def __post_init__(self) -> None:
         if self.response_mask.dim() != 2:
@@ -167,6 +192,8 @@ class PPOEstimator:
                              "Compute values with the value head during rollout.")
         mask = inputs.response_mask
         token_rewards = sequence_rewards_to_token_rewards(inputs.seq_rewards, mask, inputs.kl, inputs.kl_coef)
+        if inputs.whiten_rewards:  # TRL's whiten_rewards: unit variance, mean kept
+            token_rewards = whiten(token_rewards, mask, shift_mean=False)
         advantages, returns = gae(token_rewards, inputs.values, mask, inputs.gamma, inputs.lam)  # (N, T) each
         # Whiten advantages only: returns stay in reward units as value-head targets (TRL/OpenRLHF).
         return whiten(advantages, mask), returns
@@ -174,26 +201,36 @@ class PPOEstimator:
 
 @dataclass(frozen=True)
 class GRPOEstimator:
-    """Group-normalised sequence rewards broadcast over the response; no value head, KL goes in the loss."""
+    """Group-normalised sequence rewards broadcast over the response; no value head, KL goes in the loss.
 
-    scale: bool = True
+    ``scale_rewards`` defaults to ``group`` (the GRPO paper).
+    """
+
     needs_value_head: ClassVar[bool] = False
     kl_in_reward: ClassVar[bool] = False
+    default_scale: ClassVar[str] = "group"
 
     def __call__(self, inputs: AdvantageInputs) -> tuple[Tensor, None]:
-        seq_advantages = grpo_advantages(inputs.seq_rewards, inputs.group_size, scale=self.scale)  # (N,)
+        scale = inputs.scale_rewards or self.default_scale
+        seq_advantages = grpo_advantages(inputs.seq_rewards, inputs.group_size, scale=scale)  # (N,)
         return torch.where(inputs.response_mask.bool(), seq_advantages.unsqueeze(-1), 0.0), None  # (N, T)
 
 
 @dataclass(frozen=True)
 class RLOOEstimator:
-    """Leave-one-out baselined sequence rewards broadcast over the response; no value head."""
+    """Leave-one-out baselined sequence rewards broadcast over the response; no value head.
+
+    ``scale_rewards`` defaults to ``none`` (the RLOO paper does not normalise).
+    """
 
     needs_value_head: ClassVar[bool] = False
     kl_in_reward: ClassVar[bool] = False
+    default_scale: ClassVar[str] = "none"
 
     def __call__(self, inputs: AdvantageInputs) -> tuple[Tensor, None]:
+        scale = inputs.scale_rewards or self.default_scale
         seq_advantages = rloo_advantages(inputs.seq_rewards, inputs.group_size)  # (N,)
+        seq_advantages = scale_advantages(seq_advantages, inputs.seq_rewards, inputs.group_size, scale)
         return torch.where(inputs.response_mask.bool(), seq_advantages.unsqueeze(-1), 0.0), None  # (N, T)
 
 

@@ -59,6 +59,30 @@ def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str) -> Tensor:
     return KL_ESTIMATORS.get(estimator)(logp, ref_logp)
 
 
+KL_DIRECTIONS = ("reverse", "forward")
+
+
+def full_kl(logits: Tensor, ref_logits: Tensor, direction: str = "reverse") -> Tensor:
+    """Exact per-token KL between the policy's and the reference's next-token distributions.
+
+    Paper: the definition, ``KL(P || Q) = sum_v P(v) (log P(v) - log Q(v))``; reverse is
+    ``KL(policy || reference)`` (what k1/k2/k3 estimate from the sampled token, and what RLHF penalises),
+    forward is ``KL(reference || policy)`` (mass-covering; the GRPO exercise compares both).
+    Shapes: ``logits``, ``ref_logits`` ``(B, T, V)`` -> ``(B, T)``; no mask: callers mask the result.
+    Departures: none; computed in float32 from log-softmax, so it is >= 0 up to rounding and exactly 0
+    where the distributions match. It needs both full distributions: ``(B, T, V)`` reference logits at
+    every position where KL is computed, where the sampled estimators need one log-prob per token.
+    """
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"KL direction {direction!r} is unknown; expected one of {', '.join(KL_DIRECTIONS)}. "
+                         "Set algo.kl.direction to one of them.")
+    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    ref_logp = torch.log_softmax(ref_logits.float(), dim=-1)  # (B, T, V)
+    if direction == "forward":
+        logp, ref_logp = ref_logp, logp
+    return (logp.exp() * (logp - ref_logp)).sum(-1)  # (B, T)
+
+
 class FixedKLController:
     """A constant KL coefficient (beta). ``update`` does nothing; it exists so the loop treats both alike."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from rlhf.rewards.base import REWARDS, BuiltinReward
 from rlhf.rewards.hf import context_length, load_model, resolve_device
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "rating_prompt.jinja"
 TEMPLATE_VARIABLES = {"context", "continuation", "min_score", "max_score"}
@@ -94,11 +97,17 @@ class LLMJudge(BuiltinReward):
     max_length: int | None = Field(None, ge=1, description="prompt tokens kept (default: context - max_tokens)")
     chat_template: bool = Field(True, description="wrap the prompt in the tokenizer's chat template if any")
     device: str | None = Field(None, description="cpu, cuda, ... (default: cuda if available)")
+    warn_unparsed: float = Field(0.5, ge=0.0, le=1.0, description="warn when more than this share of a "
+                                                                  "batch's answers has no score")
+    max_unparsed: float = Field(0.9, ge=0.0, le=1.0, description="stop when more than this share is unparsed "
+                                                                 "for `patience` batches in a row")
+    patience: int = Field(3, ge=1, description="consecutive batches over max_unparsed before stopping")
     _model: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
     _template: Any = PrivateAttr()
     _max_length: int = PrivateAttr()
-    _counts: dict[str, int] = PrivateAttr(default_factory=lambda: {"parsed": 0, "unparsed": 0, "last": 0})
+    _counts: dict[str, int] = PrivateAttr(
+        default_factory=lambda: {"parsed": 0, "unparsed": 0, "last": 0, "last_total": 0, "streak": 0})
 
     @model_validator(mode="after")
     def _load(self) -> LLMJudge:
@@ -132,7 +141,27 @@ class LLMJudge(BuiltinReward):
 
     @property
     def last_info(self) -> dict[str, float]:
-        return {"unparsed": float(self._counts["last"])}
+        share = self._counts["last"] / self._counts["last_total"] if self._counts["last_total"] else 0.0
+        return {"unparsed": float(self._counts["last"]), "unparsed_share": share}
+
+    def _check_unparsed(self, unparsed: int, total: int, answers: list[str]) -> None:
+        """Warn past ``warn_unparsed``; stop past ``max_unparsed`` for ``patience`` batches in a row.
+
+        A judge that cannot be parsed silently scores the fallback: the policy then learns nothing (or
+        learns to please the parser). Saying so early saves a wasted run.
+        """
+        share = unparsed / total if total else 0.0
+        self._counts["streak"] = self._counts["streak"] + 1 if share > self.max_unparsed else 0
+        example = next((a for a in answers if parse_score(a, self.min_score, self.max_score) is None), "")
+        if self._counts["streak"] >= self.patience:
+            raise ValueError(
+                f"llm_judge {self.model!r}: {share:.0%} of the last batch's answers had no score in "
+                f"[{self.min_score}, {self.max_score}] for {self.patience} batches in a row (e.g. {example[:80]!r}); "
+                "fix the template or the teacher model, or raise max_unparsed/patience")
+        if share > self.warn_unparsed:
+            logger.warning("llm_judge %r: %d of %d answers had no score in [%d, %d] and got fallback=%s "
+                           "(e.g. %r)", self.model, unparsed, total, self.min_score, self.max_score,
+                           self.fallback, example[:80])
 
     def render(self, prompt: str, completion: str) -> str:
         """The teacher's input for one sample."""
@@ -152,7 +181,8 @@ class LLMJudge(BuiltinReward):
         unparsed = sum(score is None for score in parsed)
         self._counts["unparsed"] += unparsed
         self._counts["parsed"] += len(parsed) - unparsed
-        self._counts["last"] = unparsed
+        self._counts["last"], self._counts["last_total"] = unparsed, len(parsed)
+        self._check_unparsed(unparsed, len(parsed), answers)
         span = self.max_score - self.min_score
         return [self.fallback if score is None else (score - self.min_score) / span for score in parsed]
 

@@ -143,7 +143,36 @@ def _load_shaping(reward_name: str, item: Any) -> Shaping:
         raise ValueError(_options_message(f"reward {reward_name!r} shaping {shaping_name!r}", exc, cls)) from None
 
 
+CALLABLE_PREFIX = "python:"  # a profile entry for a callable passed to rlhf.run() that cannot be imported
+
+
+def callable_spec(fn: Any) -> dict[str, Any]:
+    """The profile entry recording a reward callable: ``module:qualname`` when it can be imported again,
+    else ``python:<name>`` (a lambda or a notebook's function), which a resume must be given again.
+
+    >>> callable_spec(len)["name"], callable_spec(lambda p, c: [])["name"]
+    ('builtins:len', 'python:<lambda>')
+    """
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    module, qualname = getattr(target, "__module__", None), getattr(target, "__qualname__", "")
+    importable = module not in (None, "__main__") and qualname and "<" not in qualname
+    if importable:
+        try:
+            importable = import_callable(f"{module}:{qualname}") is target
+        except ValueError:
+            importable = False
+    name = f"{module}:{qualname}" if importable else f"{CALLABLE_PREFIX}{_callable_name(fn)}"
+    options = dict(fn.keywords) if isinstance(fn, functools.partial) and importable else {}
+    return {"name": name, **options}
+
+
 def _build(name: str, options: dict[str, Any]) -> RewardFn:
+    if name.startswith(CALLABLE_PREFIX):
+        raise ValueError(
+            f"reward {name!r} was a Python callable given to rlhf.run() (a lambda or a function defined in a "
+            f"notebook or script), so it cannot be loaded from the profile: pass it again, e.g. "
+            f"rlhf.run(resume=RUN_DIR, rewards=[{name.removeprefix(CALLABLE_PREFIX)}]), or move it to a module "
+            "and name it as 'module:function'")
     if name in REWARDS:
         cls = REWARDS.get(name)
         try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from rlhf.algos import logprobs_from_logits
+from rlhf.algos import full_kl, logprobs_from_logits
 from rlhf.config import RolloutConfig
 from rlhf.models.policy import Policy
 
@@ -28,6 +28,7 @@ class RolloutBatch:
     logprobs: torch.Tensor  # (N, R) policy log-probs at sampling time (the "old" log-probs)
     ref_logprobs: torch.Tensor  # (N, R)
     values: torch.Tensor | None  # (N, R) critic values (PPO)
+    full_kl: torch.Tensor | None = None  # (N, R) exact per-token KL to the reference (algo.kl.estimator full)
 
     @property
     def response_length(self) -> int:
@@ -111,8 +112,13 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
 
 @torch.no_grad()
 def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: RolloutConfig,
-                      with_values: bool, max_prompt_tokens: int | None = None) -> RolloutBatch:
-    """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference."""
+                      with_values: bool, max_prompt_tokens: int | None = None,
+                      full_kl_direction: str | None = None) -> RolloutBatch:
+    """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference.
+
+    ``full_kl_direction`` (``reverse``/``forward``) also computes the exact per-token KL over the vocabulary
+    from both models' logits, micro-batch by micro-batch (only ``(N, R)`` is kept).
+    """
     repeated = [p for p in prompts for _ in range(cfg.num_generations)]  # prompt-major groups
     was_training = policy.training
     policy.eval()
@@ -121,12 +127,14 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
     input_ids = torch.cat([prompt_ids, response], dim=1)  # (N, P + R)
     attention_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)  # (N, P + R)
 
-    logprobs, ref_logprobs, values = [], [], []
+    logprobs, ref_logprobs, values, kls = [], [], [], []
     for part in _micro_batches(len(repeated), cfg.micro_batch_size):
-        lp, v, _ = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
-                                     cfg.temperature, with_values)
+        lp, v, logits = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
+                                          cfg.temperature, with_values)
         ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
-        ref_lp, _ = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
+        ref_lp, ref_logits = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
+        if full_kl_direction is not None:
+            kls.append(full_kl(logits, ref_logits, full_kl_direction))
         logprobs.append(lp)
         ref_logprobs.append(ref_lp)
         values.append(v)
@@ -136,5 +144,5 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
     return RolloutBatch(
         prompts=repeated, completions=completions, input_ids=input_ids, attention_mask=attention_mask,
         response_mask=response_mask, logprobs=torch.cat(logprobs), ref_logprobs=torch.cat(ref_logprobs),
-        values=torch.cat(values) if with_values else None,
+        values=torch.cat(values) if with_values else None, full_kl=torch.cat(kls) if kls else None,
     )

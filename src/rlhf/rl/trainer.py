@@ -13,6 +13,7 @@ import shutil
 import signal
 import time
 from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,8 +26,9 @@ from rich.console import Console
 from transformers import get_scheduler
 
 from rlhf.algos import (
-    ADVANTAGE_ESTIMATORS, AdvantageInputs, approx_kl, entropy_from_logits, kl_estimate, make_kl_controller,
-    masked_mean, policy_loss, value_loss,
+    ADVANTAGE_ESTIMATORS, LOSS_TYPES, AdvantageInputs, RunningMoments, aggregate_loss, approx_kl,
+    clipped_surrogate, entropy_from_logits, full_kl, kl_estimate, make_kl_controller, masked_mean, scale_scores,
+    value_loss,
 )
 from rlhf.rl.checkpoint import (
     POLICY_DIR, checkpoint_dir, latest_checkpoint, newest_intact_checkpoint, remove_leftovers, rng_state,
@@ -79,11 +81,40 @@ class TrainingDiverged(Exception):
 
 @dataclass
 class RunResult:
+    """What a run produced: its folder, the final model, the last step's metrics and every artefact."""
+
     run_dir: Path
     final_dir: Path
     merged_dir: Path | None
     last_metrics: dict[str, float]
     comparison: Comparison | None = None
+
+    @property
+    def stats(self):
+        """``meta_data/training_stats.csv`` as a pandas DataFrame, one row per step."""
+        import pandas as pd
+
+        return pd.read_csv(self.run_dir / "meta_data" / "training_stats.csv")
+
+    @property
+    def samples(self):
+        """``meta_data/generated_outputs.csv`` (step, prompt, completion, reward) as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.read_csv(self.run_dir / "meta_data" / "generated_outputs.csv", keep_default_na=False)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Every artefact of the run that exists, by name."""
+        meta = self.run_dir / "meta_data"
+        candidates = {"run_dir": self.run_dir, "profile": self.run_dir / "profile.yaml", "final": self.final_dir,
+                      "merged": self.merged_dir, "checkpoints": self.run_dir / "checkpoints",
+                      "training_stats": meta / "training_stats.csv", "samples": meta / "generated_outputs.csv",
+                      "tensorboard": self.run_dir / "tensorboard"}
+        return {name: path for name, path in candidates.items() if path is not None and Path(path).exists()}
+
+
+StepCallback = Callable[[dict[str, float], list[dict]], None]  # (metrics, [{prompt, completion, reward}])
 
 
 def run_dir_name(profile: Profile) -> str:
@@ -128,8 +159,10 @@ class Trainer:
     """One RL run of a profile, in ``run_dir`` (resumed from its last checkpoint if ``resume``)."""
 
     def __init__(self, profile: Profile, run_dir: Path, *, resume: bool = False,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, rewards: Sequence | None = None,
+                 on_step: StepCallback | None = None) -> None:
         self.profile, self.run_dir = profile, Path(run_dir)
+        self.on_step = on_step
         self.console = console or Console(quiet=True)
         # A second run in the same process (a notebook, the test suite) may ask for another precision;
         # accelerate keeps one global state, so drop it (the process group itself is kept).
@@ -148,8 +181,10 @@ class Trainer:
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
-        self.reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
+        self.reward = load_rewards(profile.rewards if rewards is None else rewards,
+                                   nonfinite=profile.trainer.nonfinite_rewards)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
+        self.reward_moments = RunningMoments()  # running statistics of the scores, for algo.reward_scaling
         t = profile.trainer
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=t.learning_rate, weight_decay=t.weight_decay)
         # transformers' "constant" ignores warm-up; "constant_with_warmup" is what a warm-up asks for.
@@ -194,9 +229,11 @@ class Trainer:
         max_prompt = getattr(self.policy.model.config, "max_position_embeddings",
                              getattr(self.policy.model.config, "n_positions", None))
         limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
+        kl = self.profile.algo.kl
         try:
             return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                     with_values=self.estimator.needs_value_head, max_prompt_tokens=limit)
+                                     with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
+                                     full_kl_direction=kl.direction if kl.is_full else None)
         except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
             if "inf" in str(exc) and "nan" in str(exc):
                 raise self._diverged("the next-token probabilities are not finite during sampling") from exc
@@ -214,13 +251,18 @@ class Trainer:
         return scores, result.metrics()
 
     def advantage(self, batch: RolloutBatch, scores: torch.Tensor):
-        kl_cfg, mask = self.profile.algo.kl, batch.response_mask
-        kl = kl_estimate(batch.logprobs, batch.ref_logprobs, kl_cfg.estimator) * mask  # (N, R)
+        algo, mask = self.profile.algo, batch.response_mask
+        if algo.kl.is_full:
+            kl = batch.full_kl * mask  # (N, R) exact, computed at rollout from both distributions
+        else:
+            kl = kl_estimate(batch.logprobs, batch.ref_logprobs, algo.kl.estimator) * mask  # (N, R)
+        self.reward_moments.update(self.accelerator.gather(scores))  # every rank keeps the same statistics
         inputs = AdvantageInputs(
-            seq_rewards=scores, response_mask=mask, values=batch.values, kl=kl,
+            seq_rewards=scale_scores(scores, self.reward_moments, algo.reward_scaling, algo.reward_clip),
+            response_mask=mask, values=batch.values, kl=kl,
             kl_coef=self.kl_ctl.value if self.estimator.kl_in_reward else 0.0,
-            group_size=self.profile.rollout.num_generations, gamma=self.profile.algo.gamma,
-            lam=self.profile.algo.lam,
+            group_size=self.profile.rollout.num_generations, gamma=algo.gamma, lam=algo.lam,
+            scale_rewards=algo.scale_rewards, whiten_rewards=algo.whiten_rewards,
         )
         advantages, returns = self.estimator(inputs)
         return advantages, returns, kl.sum(-1)  # (N, R), (N, R) | None, (N,)
@@ -291,10 +333,12 @@ class Trainer:
                     stats: dict[str, list[torch.Tensor]]) -> None:
         """Backward over the minibatches of one optimiser step, each weighted by its share of the tokens.
 
-        Token-mean losses weighted by token share make ``grad_accum`` a pure memory knob: 2 x 4 sequences
-        give the gradient of 1 x 8 (a plain 1/accum would weight short minibatches' tokens more).
+        Token-mean losses weighted by token share (sequence-mean ones by sequence share) make ``grad_accum``
+        a pure memory knob: 2 x 4 sequences give the gradient of 1 x 8 (a plain 1/accum would weight short
+        minibatches' tokens more).
         """
-        tokens = [batch.response_mask[index].sum() for index in group]
+        loss_type = LOSS_TYPES.get(self.profile.algo.loss_type)  # its unit: tokens or sequences
+        tokens = [loss_type.count(batch.response_mask[index]) for index in group]
         total = torch.stack(tokens).sum().clamp(min=1.0)
         weighted_loss = torch.zeros((), device=total.device)
         for j, index in enumerate(group):
@@ -313,9 +357,15 @@ class Trainer:
         logprobs, values, logits = response_logprobs(self.model, mb.input_ids, mb.attention_mask,
                                                      mb.response_length, self.profile.rollout.temperature,
                                                      with_values=returns is not None)
-        loss, clipfrac = policy_loss(logprobs, mb.logprobs, advantages, mask, algo.clip_range)
-        stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": clipfrac.detach(),
+        per_token, clipped = clipped_surrogate(logprobs, mb.logprobs, advantages, mask, *algo.clip_bounds)
+        max_len = self.profile.rollout.max_new_tokens
+        loss = aggregate_loss(per_token, mask, algo.loss_type, max_len)
+        stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": masked_mean(clipped, mask),
                  "policy/approxkl_avg": approx_kl(logprobs.detach(), mb.logprobs, mask)}
+        if kl_in_loss:  # aggregated like the policy loss (TRL's convention)
+            kl = self._loss_kl(mb, logprobs, logits)  # (B, R)
+            loss = loss + self.kl_ctl.value * aggregate_loss(kl, mask, algo.loss_type, max_len)
+            stats["loss/kl_avg"] = masked_mean(kl.detach(), mask)
         with torch.set_grad_enabled(algo.entropy_coef > 0):
             entropy = masked_mean(entropy_from_logits(logits), mask)
         stats["policy/entropy_avg"] = entropy.detach()
@@ -325,11 +375,20 @@ class Trainer:
             loss = loss + algo.vf_coef * v_loss
             stats.update({"loss/value_avg": v_loss.detach(), "val/clipfrac_avg": v_clipfrac.detach(),
                           "val/mean": masked_mean(values.detach(), mask)})
-        if kl_in_loss:
-            kl = masked_mean(kl_estimate(logprobs, mb.ref_logprobs, algo.kl.estimator), mask)
-            loss = loss + self.kl_ctl.value * kl
-            stats["loss/kl_avg"] = kl.detach()
         return loss, stats
+
+    def _loss_kl(self, mb: RolloutBatch, logprobs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Per-token KL to the reference with gradient: sampled from log-probs, or exact from full logits.
+
+        The exact one needs the reference's full distribution: one more reference forward per minibatch
+        (the rollout's reference logits are not kept: ``(N, R, V)`` would not fit for a large vocabulary).
+        """
+        kl = self.profile.algo.kl
+        if not kl.is_full:
+            return kl_estimate(logprobs, mb.ref_logprobs, kl.estimator)
+        ref_logits = self.policy.reference_logits(mb.input_ids, mb.attention_mask, mb.response_length + 1)
+        ref_logits = ref_logits[:, :-1].float() / self.profile.rollout.temperature  # (B, R, V), as `logits`
+        return full_kl(logits, ref_logits, kl.direction)
 
     # ---------------------------------------------------------------------------------------- step
 
@@ -386,6 +445,7 @@ class Trainer:
         with self._signals(), step_progress(self.console, t.steps, self.step, enabled=self.is_main) as progress:
             while self.step < t.steps:
                 try:
+                    tokens_before = self.tokens_seen
                     metrics, batch, scores = self.train_step()
                 except Exception as exc:
                     if (not self._in_update and not isinstance(exc, TrainingDiverged)
@@ -400,9 +460,14 @@ class Trainer:
                 self.tracker.log(self.step, metrics)
                 self.tracker.log_samples(self.step, batch.prompts, batch.completions, scores.tolist())
                 progress(self.step, metrics)
+                if self.on_step is not None and self.is_main:
+                    self.on_step(metrics, [{"prompt": p, "completion": c, "reward": r} for p, c, r
+                                           in zip(batch.prompts, batch.completions, scores.tolist())])
                 if self.step % t.sample_every == 0 and self.is_main:
                     print_samples(self.console, self.step, batch.prompts, batch.completions, scores.tolist())
-                if self.step % t.checkpoint_every == 0 or self.step == t.steps:
+                every_tokens = t.checkpoint_every_tokens
+                passed_tokens = every_tokens and tokens_before // every_tokens < self.tokens_seen // every_tokens
+                if self.step % t.checkpoint_every == 0 or self.step == t.steps or passed_tokens:
                     self.checkpoint()
                 if self._should_stop():
                     if self.step > self.last_checkpoint_step:
@@ -428,6 +493,7 @@ class Trainer:
         state = {
             "step": self.step, "tokens_seen": self.tokens_seen, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "kl_controller": self.kl_ctl.state_dict(),
+            "reward_moments": self.reward_moments.state_dict(),
             "sampler": self.sampler.state_dict(),
         }
         rng = gather_object([rng_state()]) if self.accelerator.num_processes > 1 else [rng_state()]
@@ -443,6 +509,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self._apply_learning_rate(self.profile.trainer.learning_rate)
         self.kl_ctl.load_state_dict(state["kl_controller"])
+        if "reward_moments" in state:  # absent in checkpoints written before reward scaling existed
+            self.reward_moments.load_state_dict(state["reward_moments"])
         self.sampler.load_state_dict(state["sampler"])
         rng = state["rng"]
         if len(rng) != self.accelerator.num_processes:
@@ -502,17 +570,21 @@ class Trainer:
 
 
 def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: str | Path | None = None,
-        merge: bool = False, console: Console | None = None) -> RunResult:
+        merge: bool = False, console: Console | None = None, rewards: Sequence | None = None,
+        on_step: StepCallback | None = None) -> RunResult:
     """Train a profile in a new run folder, or continue the run in ``resume_dir``.
 
     A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
+    ``rewards`` (callables or specs) replace the profile's; ``on_step(metrics, samples)`` is called after
+    every step (the main process only).
     """
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
     trainer = None
     try:
-        trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console)
+        trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console, rewards=rewards,
+                          on_step=on_step)
         return trainer.train(merge=merge)
     except BaseException:
         if resume_dir is None and (trainer is None or trainer.step == 0) and PartialState().is_main_process:

@@ -1,5 +1,7 @@
 """GAE, GRPO, RLOO, token rewards and the estimator registry on hand-computed numbers."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -59,8 +61,8 @@ def test_grpo_by_hand():
     # group 0: mean 2, unbiased std 1 -> [-1, 0, 1] / 1.0001 ; group 1: all equal -> 0 / (0 + 1e-4) = 0
     expected = torch.tensor([-1 / 1.0001, 0.0, 1 / 1.0001, 0.0, 0.0, 0.0])
     assert torch.allclose(grpo_advantages(scores, group_size=3), expected)
-    # scale=False only centres: [-1, 0, 1, 0, 0, 0]
-    assert torch.equal(grpo_advantages(scores, 3, scale=False), torch.tensor([-1.0, 0, 1, 0, 0, 0]))
+    # scale="none" only centres: [-1, 0, 1, 0, 0, 0]
+    assert torch.equal(grpo_advantages(scores, 3, scale="none"), torch.tensor([-1.0, 0, 1, 0, 0, 0]))
 
 
 def test_grpo_group_of_one_is_zero():
@@ -143,7 +145,7 @@ def test_group_estimators_broadcast_over_response_tokens():
     assert returns is None
     a = 1 / (2**0.5 + 1e-4)
     assert torch.allclose(advantages, torch.tensor([[0.0, -a, -a], [a, a, 0], [0, 0, 0], [0, 0, 0]]))
-    advantages, _ = GRPOEstimator(scale=False)(inputs)
+    advantages, _ = GRPOEstimator()(dataclasses.replace(inputs, scale_rewards="none"))
     assert torch.equal(advantages, torch.tensor([[0.0, -1, -1], [1, 1, 0], [0, 0, 0], [0, 0, 0]]))
 
 

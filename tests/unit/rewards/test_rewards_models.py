@@ -117,9 +117,23 @@ def test_judge_unparseable_answers_get_the_fallback_and_are_counted(tiny_models)
     judge = load_reward({"name": "llm_judge", "model": tiny_models["teacher7"], "max_tokens": 3,
                          "fallback": 0.25})
     assert judge(["a", "b", "c"], ["x", "y", "z"]) == [0.25] * 3
-    assert judge.fn.unparsed == 3 and judge.last_info == {"unparsed": 3.0}
+    assert judge.fn.unparsed == 3 and judge.last_info == {"unparsed": 3.0, "unparsed_share": 1.0}
     judge([""], [""])
-    assert judge.fn.unparsed == 4 and judge.last_info == {"unparsed": 1.0}
+    assert judge.fn.unparsed == 4 and judge.last_info == {"unparsed": 1.0, "unparsed_share": 1.0}
+
+
+def test_judge_warns_then_stops_when_most_answers_cannot_be_parsed(tiny_models, caplog):
+    judge = load_reward({"name": "llm_judge", "model": tiny_models["teacher7"], "max_tokens": 3, "patience": 2})
+    with caplog.at_level("WARNING", logger="rlhf.rewards.judge"):
+        judge(["a", "b"], ["x", "y"])  # 777 is outside [1, 9]: every answer unparsed
+    assert "2 of 2 answers had no score in [1, 9]" in caplog.text and "'777'" in caplog.text
+    with pytest.raises(ValueError, match="for 2 batches in a row"):
+        judge(["a"], ["x"])
+    parsed = load_reward({"name": "llm_judge", "model": tiny_models["teacher7"], "max_tokens": 1, "patience": 1})
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rlhf.rewards.judge"):
+        parsed(["a"], ["x"])  # answers "7": parsed, so neither a warning nor a stop
+    assert caplog.text == ""
 
 
 def test_judge_fallback_null_abstains_and_the_composite_reports_unparsed(tiny_models):
