@@ -82,8 +82,7 @@ def train_dpo(profile: Profile, output_dir: str | Path | None = None, console=No
                        "eval_rejected_reward": held_out["eval_rewards/rejected"],
                        "eval_loss": held_out["eval_loss"], "train_loss": output.training_loss,
                        "num_train": len(train_rows), "num_eval": len(eval_rows),
-                       "tokens": int(trainer.state.num_input_tokens_seen or _dataset_tokens(trainer.train_dataset)
-                                     * cfg.epochs),
+                       "tokens": int(trainer.state.num_input_tokens_seen),
                        "steps": trainer.state.global_step, "train_seconds": output.metrics["train_runtime"]}
             _save(trainer, tokenizer, profile, run_dir, metrics)
     except BaseException:
@@ -156,12 +155,8 @@ def _dpo_args(cfg: DpoConfig, profile: Profile, run_dir: Path, console):
         data_seed=profile.seed, bf16=False, fp16=False, use_cpu=not torch.cuda.is_available(),
         gradient_checkpointing=profile.model.gradient_checkpointing, report_to=[], save_strategy="no",
         eval_strategy="no", logging_strategy="steps", logging_steps=5, disable_tqdm=console is None,
-        include_num_input_tokens_seen="all", run_name=profile.trainer.wandb_run_name or run_dir.name,
+        include_num_input_tokens_seen="all",
     )
-
-
-def _dataset_tokens(dataset) -> int:
-    return sum(len(r["prompt_ids"]) * 2 + len(r["chosen_ids"]) + len(r["rejected_ids"]) for r in dataset)
 
 
 def _claim_run_dir(parent: Path, profile: Profile) -> Path:
