@@ -42,3 +42,28 @@ def test_malformed_conversations_name_the_record(tmp_path, messages, needle):
     with pytest.raises(ValueError, match=needle) as error:
         conversations(SftConfig(data=str(data)), seed=0)
     assert "record 1" in str(error.value)
+
+
+def test_sft_on_4bit_lora_saves_a_merged_full_model(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlhf.config import load_profile
+    from rlhf.models.factory import model_source
+    from rlhf.stages.sft import train_sft
+
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps(row) + "\n" for row in conversations(SftConfig(), seed=0)[0][:24]))
+    profile = load_profile("tiny-llama-4bit", [f"sft.data={chats}", f"sft.output_dir={tmp_path / 'sft'}",
+                                               "sft.batch_size=8", "sft.learning_rate=1e-2", "sft.eval_fraction=0.25"])
+    result = train_sft(profile)
+
+    assert result.metrics["num_train"] == 18 and result.metrics["tokens"] > 0
+    assert (result.output_dir / "adapter" / "adapter_config.json").exists()
+    model = AutoModelForCausalLM.from_pretrained(result.output_dir)  # a plain full model, no peft needed
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # merged into the unquantised base
+    base = AutoModelForCausalLM.from_pretrained(str(model_source(profile.model)))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(model.state_dict()[name], base.state_dict()[name])  # the adapter is in the weights
+    assert AutoTokenizer.from_pretrained(result.output_dir).chat_template == PLAIN_CHAT_TEMPLATE
