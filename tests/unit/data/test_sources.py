@@ -37,6 +37,8 @@ def test_builtin_sets_have_expected_sizes_and_columns():
         "neutral": ({"prompt"}, 20),
         "reviews": ({"text"}, 2000),
         "reviews-labelled": ({"text", "label"}, 2000),
+        "review-pairs": ({"prompt", "chosen", "rejected"}, 2000),
+        "chat-reviews": ({"messages"}, 600),
     }
     assert set(BUILTIN_SETS.names()) == set(expected)
     for name, (columns, at_least) in expected.items():
