@@ -144,13 +144,14 @@ def prepare_for_adapters(model: nn.Module, cfg: ModelConfig) -> nn.Module:
     return model
 
 
-def lora_config(cfg: ModelConfig):
-    """The peft ``LoraConfig`` of the profile's ``model.lora`` (causal LM)."""
+def lora_config(cfg: ModelConfig, model: nn.Module):
+    """The peft ``LoraConfig`` of the profile's ``model.lora`` (causal LM) for ``model``."""
     from peft import LoraConfig
 
     lora = cfg.lora
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none",
+                      fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2's Conv1D stores W transposed
 
 
 def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
@@ -160,7 +161,7 @@ def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | 
     model = prepare_for_adapters(model, cfg)
     if adapter_dir is not None:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
-    return get_peft_model(model, lora_config(cfg))
+    return get_peft_model(model, lora_config(cfg, model))
 
 
 def model_source(cfg: ModelConfig, seed: int = 0) -> Path | str:

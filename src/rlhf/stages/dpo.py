@@ -125,7 +125,7 @@ def _models(profile: Profile):
     source = model_source(cfg, profile.seed)
     model = load_causal_lm(source, cfg)
     if cfg.lora is not None:
-        return prepare_for_adapters(model, cfg), None, lora_config(cfg)
+        return prepare_for_adapters(model, cfg), None, lora_config(cfg, model)
     return model, load_causal_lm(source, cfg).eval().requires_grad_(False), None
 
 

@@ -75,7 +75,7 @@ def train_sft(profile: Profile, console=None) -> SftResult:
         model = load_causal_lm(source, profile.model)
         peft_config = None
         if profile.model.lora is not None:
-            model, peft_config = prepare_for_adapters(model, profile.model), lora_config(profile.model)
+            model, peft_config = prepare_for_adapters(model, profile.model), lora_config(profile.model, model)
         trainer = SFTTrainer(model=model, args=_sft_args(cfg, profile, console), processing_class=tokenizer,
                              train_dataset=Dataset.from_list(train_rows), eval_dataset=Dataset.from_list(eval_rows),
                              peft_config=peft_config, callbacks=[tensorboard_callback(output_dir / "tensorboard")])
