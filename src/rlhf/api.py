@@ -125,7 +125,7 @@ def sft(profile: ProfileLike = "sft-tiny", *, overrides: Overrides = None, quiet
 
 def push(run_dir: str | Path, repo: str, *, private: bool = False) -> str:
     """Upload a run's ``final/`` (model, tokenizer, model card) to the hub (``rlhf push``); the commit URL."""
-    from rlhf.hub import push_run
+    from rlhf.publish import push_run
 
     return push_run(run_dir, repo, private=private)
 

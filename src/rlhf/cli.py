@@ -124,6 +124,8 @@ def run(
     output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
     merge: Annotated[bool, typer.Option(help="also save a copy with LoRA merged into the weights")] = False,
+    dry_run: Annotated[bool, typer.Option(help="check what the run needs, load nothing, print a checklist")] = False,
+    gpu_memory: Annotated[Optional[float], typer.Option(help="--dry-run: plan against this many GiB")] = None,
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
     _quiet_libraries()
@@ -135,8 +137,18 @@ def run(
         loaded = load_profile(resume / "profile.yaml", overrides or [])
     else:
         loaded = load_profile(profile, overrides or [])
+    if dry_run:
+        from rlhf.preflight import preflight, print_checklist
+
+        checklist = preflight(loaded, profile_ref=profile, output_dir=output_dir, resume_dir=resume,
+                              gpu_memory=gpu_memory)
+        print_checklist(checklist, console)
+        if not checklist.ready:
+            raise UserError(checklist.error_message())
+        return
     try:
-        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console)
+        result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console,
+                              profile_ref=profile)
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None
@@ -236,7 +248,7 @@ def push(run_dir: Annotated[Path, typer.Argument(help="a run folder with final/ 
          repo: Annotated[str, typer.Option("--repo", help="hub repository, e.g. my-name/my-model")],
          private: Annotated[bool, typer.Option(help="create the repository as private")] = False) -> None:
     """Upload a run's final model (with its model card) to the Hugging Face Hub."""
-    from rlhf.hub import push_run
+    from rlhf.publish import push_run
 
     url = push_run(run_dir, repo, private=private)
     console.print(f"pushed {run_dir / 'final'} to {repo}: {url}", soft_wrap=True)
@@ -282,16 +294,18 @@ def plan(
     gpu_memory: Annotated[float, typer.Option(help="GPU memory in GiB")] = 40.0,
     prompt_tokens: Annotated[int, typer.Option(help="typical prompt length in tokens")] = 64,
 ) -> None:
-    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations)."""
-    from rlhf.planning import plan_memory, resolve_architecture
+    """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations) and time."""
+    from rlhf.planning import plan_memory, resolve_architecture, time_summary
 
     loaded = load_profile(profile, overrides or [])
-    result = plan_memory(loaded, resolve_architecture(loaded), gpu_memory, prompt_tokens)
+    arch = resolve_architecture(loaded)
+    result = plan_memory(loaded, arch, gpu_memory, prompt_tokens)
     table = Table("phase", "what", "GiB", "counted as", title=f"memory plan: {profile}")
     for phase, what, gib, note in result.rows:
         table.add_row(phase, what, f"{gib:.2f}", note)
     console.print(table)
     verdict = "[green]fits[/]" if result.fits else "[red]does not fit[/]"
     console.print(f"peak {result.total_gib:.1f} GiB (during {result.peak_phase}) on a {gpu_memory:g} GiB GPU: {verdict}")
+    console.print(time_summary(loaded, arch, prompt_tokens), soft_wrap=True, highlight=False)
     if not result.fits:
         raise typer.Exit(code=1)

@@ -1,4 +1,4 @@
-"""GPU memory planning on paper: will a profile fit on a given GPU?
+"""GPU memory and time planning on paper: will a profile fit on a given GPU, and how long will a step take?
 
 The estimate adds up what a run holds at its peak: the (quantised) weights, the trainable parameters with
 their gradients and AdamW state, the reference model (none with LoRA), the KV cache while generating,
@@ -7,11 +7,19 @@ not a measurement: it errs high on activations and adds a fixed CUDA context and
 
 Activation formula: Korthikanti et al. 2022 (https://arxiv.org/abs/2205.05198), ``s*b*h*(34 + 5*a*s/h)``
 bytes per transformer layer in 16-bit.
+
+Time (:func:`estimate_step_time`) is a roofline estimate of one RL step: generation is one decode step per
+new token, each bound by reading every weight or by ``2 * params`` FLOPs per sequence, whichever is slower;
+scoring is a policy and a reference forward; the update is ``epochs`` passes of forward + backward
+(``2 * params`` FLOPs per token per forward; the backward costs two forwards, checkpointing one more).
+The device figures in :data:`A100_40GB` and :func:`cpu_device` are sustained rates, not peaks.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +28,7 @@ from rlhf.config import Profile
 GIB = 1024**3
 CUDA_CONTEXT_GIB = 1.0  # CUDA context, cuBLAS workspaces and allocator fragmentation
 _BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+_UNGATED_MLP = ("gpt2", "bert", "roberta", "xlm-roberta", "electra", "deberta", "deberta-v2")  # up + down only
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ KNOWN = {  # so the big profiles can be planned offline
     "meta-llama/Meta-Llama-3-8B-Instruct": LLAMA_3_8B,
     "meta-llama/Meta-Llama-3-8B": LLAMA_3_8B,
     "gpt2": Architecture(50257, 768, 3072, 12, 12, 12, True, False),
+    "distilbert/distilroberta-base": Architecture(50265, 768, 3072, 6, 12, 12, True, False),
 }
 
 
@@ -69,7 +79,7 @@ def architecture_from_config(config: dict) -> Architecture:
     get = lambda *keys: next(config[k] for k in keys if config.get(k) is not None)  # noqa: E731
     hidden = get("hidden_size", "n_embd")
     heads = get("num_attention_heads", "n_head")
-    gated = "intermediate_size" in config and config.get("model_type") != "gpt2"
+    gated = "intermediate_size" in config and config.get("model_type") not in _UNGATED_MLP
     return Architecture(
         vocab_size=get("vocab_size"), hidden_size=hidden,
         intermediate_size=config.get("intermediate_size") or config.get("n_inner") or 4 * hidden,
@@ -99,6 +109,48 @@ def resolve_architecture(profile: Profile) -> Architecture:
         return architecture_from_config(AutoConfig.from_pretrained(model.name_or_path).to_dict())
     except OSError as exc:
         raise ValueError(f"cannot read the config of model.name_or_path={model.name_or_path!r}: {exc}") from exc
+
+
+def reward_model_rows(profile: Profile) -> list[tuple[str, str, float, str]]:
+    """The weights of the rewards' models (classifier, judge), resident on the device for the whole run.
+
+    Sized from the known table or a local config.json; the reward-model stage's output is sized by its base
+    model. Counted in fp32 unless the config says 16-bit (the classifier reward loads the saved dtype).
+    """
+    rows = []
+    stage = profile.reward_model
+    for index, spec in enumerate(profile.rewards):
+        model = spec.options.get("model")
+        if not isinstance(model, str):
+            continue
+        produced = stage is not None and Path(model).resolve() == Path(stage.output_dir).resolve()
+        source = (stage.name_or_path or model) if produced else model
+        config = _local_config(source)
+        if source in KNOWN:
+            arch, width = KNOWN[source], 4
+        elif config is not None:
+            try:
+                arch = architecture_from_config(config)
+            except (KeyError, StopIteration, TypeError):
+                arch = None
+            width = _BYTES.get(str(config.get("dtype") or config.get("torch_dtype")), 4)
+        else:
+            arch = None
+        what = f"reward {index} model ({spec.name})"
+        if arch is None:
+            rows.append(("all", what, 0.0, f"{source}: size unknown (no config.json yet)"))
+            continue
+        params = arch.linear_params + arch.embedding_params
+        rows.append(("all", what, params * width / GIB, f"{source}: {params / 1e6:.0f} M params x {width} bytes"))
+    return rows
+
+
+def _local_config(source: str) -> dict | None:
+    path = Path(source).expanduser() / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -157,6 +209,7 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
         trainable = arch.linear_params + arch.embedding_params
         rows.append(("all", "grads + AdamW", trainable * (dtype_bytes + 8) / GIB, "all weights trainable"))
         rows.append(("all", "reference model", trainable * dtype_bytes / GIB, "frozen copy"))
+    rows += reward_model_rows(profile)
     rows.append(("all", "CUDA context + allocator margin", CUDA_CONTEXT_GIB, "fixed"))
     micro = rollout.micro_batch_size or rollout.completions_per_step
     kv = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * seq * micro * 2
@@ -173,3 +226,93 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
         activations, note = arch.num_layers * per_layer, "every block's activations"
     rows.append(("update", "activations", activations / GIB, note))
     return MemoryPlan(rows, gpu_gib)
+
+
+# ------------------------------------------------------------------------------------------------ time
+
+
+@dataclass(frozen=True)
+class Device:
+    """Sustained throughput: matmul FLOP/s (16-bit on GPUs, fp32 on CPUs) and memory bytes/s."""
+
+    name: str
+    flops: float
+    bandwidth: float
+
+
+# 312 TFLOP/s bf16 peak at 35% utilisation (a typical training MFU); 1.55 TB/s HBM2 (40 GB model).
+A100_40GB = Device("one A100-40GB", flops=312e12 * 0.35, bandwidth=1.555e12)
+# bitsandbytes dequantises 4/8-bit weights to compute_dtype in every matmul: decoding runs several times
+# slower than with 16-bit weights (the QLoRA paper's inference caveat); a factor, not a measurement.
+QUANTISED_DECODE_SLOWDOWN = 3.0
+
+
+def cpu_device() -> Device:
+    """This machine's CPU: about 30 GFLOP/s fp32 per core (AVX2 FMA at ~1/3 of peak) and 10 GB/s of RAM."""
+    cores = os.cpu_count() or 1
+    return Device(f"this CPU ({cores} cores)", flops=cores * 30e9, bandwidth=10e9)
+
+
+def system_memory_gib() -> float:
+    """Physical RAM of this machine in GiB."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / GIB
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Seconds per RL step by phase, on ``device``."""
+
+    device: str
+    generate_s: float
+    score_s: float
+    update_s: float
+
+    @property
+    def step_s(self) -> float:
+        return self.generate_s + self.score_s + self.update_s
+
+    def run_s(self, steps: int) -> float:
+        return self.step_s * steps
+
+
+def estimate_step_time(profile: Profile, arch: Architecture, device: Device, prompt_tokens: int = 64) -> StepTime:
+    """Roofline seconds of one RL step of ``profile`` (see the module docstring for the model)."""
+    rollout, algo = profile.rollout, profile.algo
+    params = arch.linear_params + arch.embedding_params
+    sequences = rollout.completions_per_step
+    tokens = sequences * (prompt_tokens + rollout.max_new_tokens)
+    weight_bytes = (arch.linear_params * _weight_bytes_per_param(profile)
+                    + arch.embedding_params * _BYTES[profile.model.dtype])
+    micro = rollout.micro_batch_size or sequences
+    per_decode = max(weight_bytes / device.bandwidth, 2 * params * micro / device.flops)
+    if profile.model.quantization is not None:
+        per_decode *= QUANTISED_DECODE_SLOWDOWN
+    generate = math.ceil(sequences / micro) * rollout.max_new_tokens * per_decode
+    score = 2 * (2 * params * tokens) / device.flops  # policy (+ values) and reference forwards
+    passes = 4 if profile.model.gradient_checkpointing else 3  # forward, backward = 2 forwards, recompute
+    update = algo.epochs * passes * 2 * params * tokens / device.flops
+    return StepTime(device.name, generate, score, update)
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``3.5 min``, ``5.1 h`` or ``12 days``.
+
+    >>> format_duration(42.0), format_duration(210.0), format_duration(18360.0), format_duration(1.1e6)
+    ('42 s', '3.5 min', '5.1 h', '13 days')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def time_summary(profile: Profile, arch: Architecture, prompt_tokens: int = 64, device: Device = A100_40GB) -> str:
+    """One line: the estimated seconds per RL step by phase and the whole run's wall time on ``device``."""
+    t = estimate_step_time(profile, arch, device, prompt_tokens)
+    steps = profile.trainer.steps
+    return (f"time (estimate) on {t.device}: about {format_duration(t.step_s)} per RL step (generate "
+            f"{format_duration(t.generate_s)}, score {format_duration(t.score_s)}, update "
+            f"{format_duration(t.update_s)}); {format_duration(t.run_s(steps))} for {steps} steps")

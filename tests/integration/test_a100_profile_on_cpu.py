@@ -7,28 +7,11 @@ controller all run exactly as configured for the A100.
 
 import csv
 
-from transformers import LlamaConfig, LlamaForCausalLM
+from standins import make_tiny_llama
 from typer.testing import CliRunner
 
 from rlhf.cli import app
 from rlhf.config import load_profile
-from rlhf.models.tokenizer import load_tokenizer
-
-LLAMA3_STYLE_TEMPLATE = (
-    "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>"
-    "{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
-)
-
-
-def make_tiny_llama(folder):
-    tokenizer = load_tokenizer("builtin-bpe")
-    tokenizer.chat_template = LLAMA3_STYLE_TEMPLATE
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=False)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
 
 
 def test_a100_8b_profile_runs_on_cpu_with_a_tiny_llama(tmp_path):

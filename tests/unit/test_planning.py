@@ -49,3 +49,24 @@ def test_plan_command():
     assert too_small.exit_code == 1 and "does not fit" in too_small.output
     tiny = CliRunner().invoke(app, ["plan", "-p", "tiny-gpt2"])
     assert tiny.exit_code == 0
+
+
+def test_plan_command_prints_the_time_estimate():
+    result = CliRunner().invoke(app, ["plan", "-p", "occupations-8b"])
+    assert result.exit_code == 0
+    assert "time (estimate) on one A100-40GB" in result.output and "for 2000 steps" in result.output
+
+
+def test_reward_models_are_counted_in_the_plan(tmp_path):
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    (encoder / "config.json").write_text('{"model_type": "bert", "vocab_size": 100, "hidden_size": 8, '
+                                         '"intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, '
+                                         '"dtype": "float32"}')
+    profile = load_profile("tiny-gpt2", [f"rewards=[{{name: classifier, model: {encoder}}}, {{name: length}}]"])
+    rows = {what: (gib, note) for _, what, gib, note in plan_memory(profile, LLAMA_3_8B).rows}
+    # q, k, v, o 8x8 + up 8x16 + down 16x8 (no gate: an encoder) = 512; tied embeddings 100x8 = 800
+    assert rows["reward 0 model (classifier)"][0] == pytest.approx((512 + 800) * 4 / GIB)
+    assert not any("reward 1" in what for what in rows)  # the length reward has no model
+    a100 = {what: gib for _, what, gib, _ in plan_memory(load_profile("a100-8b"), LLAMA_3_8B).rows}
+    assert 0.25 < a100["reward 0 model (classifier)"] < 0.35  # distilroberta-base, 82 M params in fp32

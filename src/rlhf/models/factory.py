@@ -148,10 +148,13 @@ def lora_config(cfg: ModelConfig, model: nn.Module):
     """The peft ``LoraConfig`` of the profile's ``model.lora`` (causal LM) for ``model``."""
     from peft import LoraConfig
 
+    from transformers.pytorch_utils import Conv1D
+
     lora = cfg.lora
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none",
-                      fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2's Conv1D stores W transposed
+    # GPT-2 stores its linear layers as Conv1D (weight transposed): tell LoRA so, rather than let peft guess.
+    conv1d = any(isinstance(m, Conv1D) for m in model.modules())
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
 
 
 def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:

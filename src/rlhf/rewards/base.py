@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -79,6 +79,8 @@ class BuiltinReward(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    # Optional packages as (module, extra) pairs, so a run can be checked without building the reward.
+    requires: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @property
     def value_range(self) -> tuple[float, float]:

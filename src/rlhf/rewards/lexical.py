@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,13 +12,13 @@ from rlhf.rewards.base import REWARDS, BuiltinReward, require_extra
 
 @functools.cache
 def _vader():
-    module = require_extra("vaderSentiment.vaderSentiment", "sentiment", "sentiment")
+    module = require_extra(*Sentiment.requires[0], "sentiment")
     return module.SentimentIntensityAnalyzer()
 
 
 @functools.cache
 def _profanity_probability():
-    return require_extra("profanity_check", "toxicity", "toxicity").predict_prob
+    return require_extra(*Toxicity.requires[0], "toxicity").predict_prob
 
 
 @REWARDS.register("sentiment")
@@ -33,6 +33,7 @@ class Sentiment(BuiltinReward):
     [0.4588]
     """
 
+    requires: ClassVar = (("vaderSentiment.vaderSentiment", "sentiment"),)
     negate: bool = Field(False, description="reward negative sentiment instead")
 
     def model_post_init(self, context: object) -> None:
@@ -64,6 +65,7 @@ class Toxicity(BuiltinReward):
     [None, -1.0]
     """
 
+    requires: ClassVar = (("profanity_check", "toxicity"),)
     mode: Literal["penalty", "filter"] = Field("penalty", description="-p, or floor above the threshold")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="filter: p above this is filtered")
     floor: float = Field(-1.0, description="filter: the reward of a filtered sample")

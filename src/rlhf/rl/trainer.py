@@ -36,11 +36,13 @@ from rlhf.rl.checkpoint import (
 )
 from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
-from rlhf.hub import write_model_card
+from rlhf.publish import write_model_card
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
 from rlhf.models.factory import build_policy, merge_lora
+from rlhf.preflight import check_before_run
 from rlhf.stages.pretrain import with_pretrained_policy
+from rlhf.stages.reward_model import run_reward_model_stage
 from rlhf.rewards import load_rewards
 from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
 from rlhf.models.tokenizer import load_tokenizer
@@ -173,6 +175,9 @@ class Trainer:
         set_seed(profile.seed, device_specific=True)
         self.estimator = ADVANTAGE_ESTIMATORS.get(profile.algo.name)
         checkpoint, state = self._find_checkpoint() if resume else (None, None)
+        # Rewards first: a reward model that cannot load fails before the (possibly 8B) policy does.
+        self.reward = load_rewards(profile.rewards if rewards is None else rewards,
+                                   nonfinite=profile.trainer.nonfinite_rewards)
         self.tokenizer = load_tokenizer(profile.model.tokenizer)
         policy = build_policy(profile.model, with_value_head=self.estimator.needs_value_head, seed=profile.seed,
                               device=self.accelerator.device,
@@ -181,8 +186,6 @@ class Trainer:
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
-        self.reward = load_rewards(profile.rewards if rewards is None else rewards,
-                                   nonfinite=profile.trainer.nonfinite_rewards)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
         self.reward_moments = RunningMoments()  # running statistics of the scores, for algo.reward_scaling
         t = profile.trainer
@@ -571,15 +574,20 @@ class Trainer:
 
 def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: str | Path | None = None,
         merge: bool = False, console: Console | None = None, rewards: Sequence | None = None,
-        on_step: StepCallback | None = None) -> RunResult:
+        on_step: StepCallback | None = None, profile_ref: str = "PROFILE") -> RunResult:
     """Train a profile in a new run folder, or continue the run in ``resume_dir``.
 
-    A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the result.
+    The preflight checks (:mod:`rlhf.preflight`) run first and stop a run that cannot work before anything
+    loads. A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the
+    result; a reward model that a ``reward_model:`` section produces is trained first (once; keyed).
     ``rewards`` (callables or specs) replace the profile's; ``on_step(metrics, samples)`` is called after
     every step (the main process only).
     """
+    check_before_run(profile, console=console, profile_ref=profile_ref, output_dir=output_dir,
+                     resume_dir=resume_dir, check_rewards=rewards is None)
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
+    run_reward_model_stage(profile, console)
     run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
     trainer = None
     try:

@@ -175,7 +175,7 @@ def _claim_run_dir(parent: Path, profile: Profile) -> Path:
 
 def _save(trainer, tokenizer, profile: Profile, run_dir: Path, metrics: dict) -> None:
     """``profile.yaml``, ``meta_data/`` (per-step stats and metrics) and ``final/`` (complete or absent)."""
-    from rlhf.hub import write_model_card
+    from rlhf.publish import write_model_card
 
     (run_dir / "profile.yaml").write_text(profile.to_yaml(), encoding="utf-8")
     meta = run_dir / "meta_data"

@@ -164,7 +164,7 @@ def _check_blocks(cfg: PretrainConfig, train_blocks: list, eval_blocks: list) ->
 RL_ONLY_MODEL_KEYS = {"quantization": None, "lora": None, "gradient_checkpointing": False}
 
 
-def pretrained_cache_dir(profile: Profile) -> Path:
+def pretrained_dir(profile: Profile) -> Path:
     """The cache folder of ``profile``'s pretrained model, keyed by what the pretraining depends on only.
 
     The key covers the architecture (random init or starting folder), the tokenizer, the pretraining
@@ -184,14 +184,14 @@ def pretrained_cache_dir(profile: Profile) -> Path:
 def with_pretrained_policy(profile: Profile, console=None) -> Profile:
     """For a profile with a ``pretrain:`` section: pretrain once (cached), then point ``model`` at the result.
 
-    The cache folder (:func:`pretrained_cache_dir`) is keyed by what pretraining depends on, so the demo pays
+    The cache folder (:func:`pretrained_dir`) is keyed by what pretraining depends on, so the demo pays
     for pretraining on its first run only, whatever LoRA or RL settings change. The returned profile keeps
     its own LoRA/quantisation for the next stage. Profiles without ``pretrain:`` are returned unchanged.
     """
     if profile.pretrain is None:
         return profile
-    target = pretrained_cache_dir(profile)
-    if not (target / METRICS_FILE).exists():
+    target = pretrained_dir(profile)
+    if not is_pretrained(profile):
         with atomic_directory(target, replace=True) as tmp:
             # Pretraining trains every weight in float32: quantisation, LoRA and checkpointing are the RL stage's.
             model = profile.model.model_copy(update=RL_ONLY_MODEL_KEYS)
@@ -202,7 +202,18 @@ def with_pretrained_policy(profile: Profile, console=None) -> Profile:
             console.print(f"pretrain: {summary(result.metrics)}; cached in {target}", soft_wrap=True)
     elif console is not None:
         console.print(f"pretrain: using the cached model in {target}")
-    model = profile.model.model_copy(update={"name_or_path": str(target), "random_init": None, "tokenizer": str(target)})
+    return pointed_at_pretrained(profile)
+
+
+def is_pretrained(profile: Profile) -> bool:
+    """Whether the pretraining stage of ``profile`` already ran (its cache folder is complete)."""
+    return (pretrained_dir(profile) / METRICS_FILE).exists()
+
+
+def pointed_at_pretrained(profile: Profile) -> Profile:
+    """``profile`` with ``model`` (and tokenizer) pointed at its pretrained folder, trained or not yet."""
+    target = str(pretrained_dir(profile))
+    model = profile.model.model_copy(update={"name_or_path": target, "random_init": None, "tokenizer": target})
     return profile.model_copy(update={"model": model})
 
 

@@ -13,21 +13,28 @@ the saved model scores RL completions the way it was trained; GPT-style models s
 The output folder loads with plain ``AutoModelForSequenceClassification`` and ``AutoTokenizer`` (LoRA
 adapters are merged before saving) and holds ``eval.json`` with the metrics and TensorBoard events in
 ``tensorboard/``.
+
+Inside ``rlhf run`` (:func:`run_reward_model_stage`) the stage runs when a reward's ``model`` is the
+section's ``output_dir``: once, keyed by the section's settings and the seed, as pretraining is.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
-from rlhf.config import Lora, RewardModelConfig
+from rlhf.config import Lora, Profile, RewardModelConfig
 from rlhf.data import check_columns, load_records
+from rlhf.fsutil import atomic_directory
 from rlhf.models.factory import materialize_random_model
 from rlhf.models.tokenizer import load_tokenizer
 from rlhf.tracking import tensorboard_callback
@@ -41,12 +48,14 @@ class RewardModelResult:
     metrics: dict[str, float | int | None]
 
 
-def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None) -> RewardModelResult:
+def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None,
+                       final_dir: str | Path | None = None) -> RewardModelResult:
     """Train, evaluate on the held-out split and save the reward model to ``cfg.output_dir``.
 
     Metrics: ``pairwise_accuracy`` (held-out), ``train_pairwise_accuracy`` and ``reward_margin`` (mean
     chosen minus rejected score, held out) (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
-    ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``.
+    ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``. ``final_dir``: where the folder will
+    be moved to afterwards (for the printed summary; default ``cfg.output_dir``).
     """
     with quiet_progress(console is None):
         # Texts are tokenized here (EOS appended when the tokenizer has one), so encoders without an EOS
@@ -67,7 +76,7 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None) -> R
     report = {"kind": cfg.kind, "seed": seed, "metrics": metrics, "config": cfg.model_dump(mode="json")}
     (output_dir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if console is not None:
-        _print_summary(console, cfg, metrics, output_dir)
+        _print_summary(console, cfg, metrics, Path(final_dir or output_dir))
     return RewardModelResult(output_dir, metrics)
 
 
@@ -326,3 +335,101 @@ def _print_summary(console, cfg: RewardModelConfig, metrics: dict, output_dir: P
         table.add_row(key, "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     console.print(f"saved to [bold]{output_dir}[/bold] (metrics in {EVAL_FILE})")
+
+
+# ------------------------------------------------------------------------ the stage inside `rlhf run`
+
+StageState = Literal["trained", "missing", "stale", "foreign", "unused"]
+
+
+def stage_users(profile: Profile) -> list[int]:
+    """Indices of ``profile.rewards`` whose ``model`` is the folder the ``reward_model:`` section writes."""
+    if profile.reward_model is None:
+        return []
+    target = _resolved(profile.reward_model.output_dir)
+    return [i for i, spec in enumerate(profile.rewards)
+            if isinstance(spec.options.get("model"), str) and _resolved(spec.options["model"]) == target]
+
+
+def stage_state(profile: Profile) -> StageState:
+    """What ``rlhf run`` will do about the reward model the profile's rewards need.
+
+    ``trained``: ``output_dir`` holds a model trained with these exact settings and seed (its ``eval.json``
+    says so); ``missing``: no model there yet; ``stale``: trained with other settings, will be retrained;
+    ``foreign``: a model not made by this stage (no ``eval.json``), used as it is; ``unused``: no reward
+    names the stage's output (or there is no ``reward_model:`` section).
+    """
+    if not stage_users(profile):
+        return "unused"
+    folder = Path(profile.reward_model.output_dir)
+    if not (folder / "config.json").exists():
+        return "missing"
+    report = folder / EVAL_FILE
+    if not report.exists():
+        return "foreign"
+    try:
+        saved = json.loads(report.read_text(encoding="utf-8"))
+        return "trained" if _stage_key(saved["config"], saved["seed"]) == _key_of(profile) else "stale"
+    except (ValueError, KeyError, TypeError):
+        return "stale"
+
+
+def run_reward_model_stage(profile: Profile, console=None) -> StageState:
+    """Train the reward model the profile's rewards name, unless it is already there (``rlhf run``'s stage 1).
+
+    Like pretraining, the stage runs once: the result is keyed by the ``reward_model:`` settings and the
+    seed (recorded in ``eval.json``), reused while they match and retrained (replaced atomically) when they
+    change. A folder the stage did not make is used as it is. Returns the state found before training.
+    """
+    state = stage_state(profile)
+    if state == "unused":
+        return state
+    cfg = profile.reward_model
+    if state == "foreign":
+        _say(console, f"reward model: using {cfg.output_dir} as it is (no {EVAL_FILE}: not made by "
+                      "the reward_model: section, so it is not retrained)")
+        return state
+    if state == "trained":
+        metrics = json.loads((Path(cfg.output_dir) / EVAL_FILE).read_text(encoding="utf-8"))["metrics"]
+        _say(console, f"reward model: using the trained model in {cfg.output_dir} ({stage_summary(metrics)})")
+        return state
+    reason = "trained with other settings; retraining" if state == "stale" else "not trained yet"
+    _say(console, f"reward model: {cfg.output_dir} is {reason}: training a {cfg.kind} on {cfg.data} "
+                  f"(base {cfg.name_or_path or 'random ' + cfg.random_init.arch})")
+    start = time.perf_counter()
+    with atomic_directory(cfg.output_dir, replace=True) as tmp:
+        result = train_reward_model(cfg.model_copy(update={"output_dir": str(tmp)}), seed=profile.seed,
+                                    console=console, final_dir=cfg.output_dir)
+        report = json.loads((tmp / EVAL_FILE).read_text(encoding="utf-8"))
+        report["config"]["output_dir"] = cfg.output_dir  # where it lives, not the staging folder
+        (tmp / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if torch.cuda.is_available():  # the policy loads next: give it the training run's memory back
+        gc.collect()
+        torch.cuda.empty_cache()
+    _say(console, f"reward model: {stage_summary(result.metrics)}; trained in {time.perf_counter() - start:.0f} s")
+    return state
+
+
+def stage_summary(metrics: dict) -> str:
+    """One line of held-out results: accuracy (classifier) or pairwise accuracy."""
+    shown = [f"{name} {metrics[name]:.3f}" for name in ("accuracy", "roc_auc", "pairwise_accuracy")
+             if isinstance(metrics.get(name), float)]
+    return f"held-out {', '.join(shown) or 'metrics n/a'} ({metrics.get('num_train', '?')} training examples)"
+
+
+def _key_of(profile: Profile) -> str:
+    return _stage_key(profile.reward_model.model_dump(mode="json"), profile.seed)
+
+
+def _stage_key(config: dict, seed: int) -> str:
+    settings = {k: v for k, v in config.items() if k != "output_dir"}
+    return json.dumps([settings, seed], sort_keys=True)
+
+
+def _resolved(path: str) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _say(console, text: str) -> None:
+    if console is not None:
+        console.print(text, soft_wrap=True, highlight=False, markup=False)

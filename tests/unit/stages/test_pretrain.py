@@ -56,16 +56,16 @@ def test_pack_blocks_concatenates_and_drops_the_tail():
 
 
 def test_cache_key_covers_only_what_pretraining_depends_on(tmp_path):
-    from rlhf.stages.pretrain import pretrained_cache_dir
+    from rlhf.stages.pretrain import pretrained_dir
 
     base = make_profile(tmp_path)
-    key = pretrained_cache_dir(base)
+    key = pretrained_dir(base)
 
     def changed(**sections):
         data = base.model_dump(mode="json")
         for section, fields in sections.items():
             data[section] = {**(data[section] or {}), **fields}
-        return pretrained_cache_dir(Profile.model_validate(data))
+        return pretrained_dir(Profile.model_validate(data))
 
     # LoRA, quantisation, dtype, checkpointing and RL-only sections leave the pretrained model as it is.
     assert changed(model={"lora": {"r": 4}, "quantization": {"bits": 4}, "dtype": "bfloat16",
@@ -76,7 +76,7 @@ def test_cache_key_covers_only_what_pretraining_depends_on(tmp_path):
     assert changed(pretrain={"epochs": 2.0}) != key
     assert changed(model={"random_init": {**TINY_GPT2, "n_layer": 3}}) != key
     assert changed(model={"tokenizer": str(tmp_path)}) != key
-    assert pretrained_cache_dir(base.model_copy(update={"seed": 1})) != key
+    assert pretrained_dir(base.model_copy(update={"seed": 1})) != key
 
 
 def test_toggling_lora_reuses_the_cached_pretraining(tmp_path, monkeypatch):
