@@ -7,7 +7,7 @@ no traceback from deep inside torch.
 from __future__ import annotations
 
 import functools
-import os
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from rlhf import __version__
-from rlhf.config import ProfileError, available_profiles, load_profile, profile_description
+from rlhf.config import (
+    ProfileError, available_profiles, check_resume_overrides, load_profile, profile_description,
+)
+from rlhf.fsutil import explain_os_error
+from rlhf.quiet import quiet_transformers, silence_known_chatter
 
 app = typer.Typer(help="Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -38,9 +42,12 @@ _DEBUG = {"on": False}
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks of errors")] = False) -> None:
+def main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks of errors")] = False,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show library logs, progress bars "
+                                               "and known harmless warnings")] = False) -> None:
     """Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO."""
     _DEBUG["on"] = debug
+    silence_known_chatter(verbose)  # before any command imports peft/bitsandbytes
 
 
 def _fail(exc: BaseException, code: int, message: str | None = None) -> typer.Exit:
@@ -69,7 +76,9 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (ProfileError, UserError, RewardError, ValueError) as exc:
             raise _fail(exc, 2) from None
-        except (FileNotFoundError, KeyError, ImportError, OSError) as exc:
+        except OSError as exc:  # read-only folder, a file in the way, disk full: which path and why
+            raise _fail(exc, 2, explain_os_error(exc)) from None
+        except (KeyError, ImportError) as exc:
             detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise _fail(exc, 2, f"{type(exc).__name__}: {detail}") from None
 
@@ -77,12 +86,8 @@ def user_errors(command):
 
 
 def _quiet_libraries() -> None:
-    """Silence library progress bars and info logs that drown the run's own output."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    """Silence library progress bars and info logs that drown the run's own output (not with --verbose)."""
+    quiet_transformers()
 
 
 @app.command()
@@ -119,7 +124,8 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML
 @app.command()
 @user_errors
 def run(
-    profile: ProfileOpt = "tiny-gpt2",
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="profile name in profiles/ or a "
+                                                   "YAML path (default tiny-gpt2; not with --resume)")] = None,
     overrides: SetOpt = None,
     output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
@@ -128,27 +134,33 @@ def run(
     gpu_memory: Annotated[Optional[float], typer.Option(help="--dry-run: plan against this many GiB")] = None,
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
+    # Validate everything the user typed before the heavy imports: a typo is reported in ~1 s, not ~6 s.
+    if resume is not None:
+        if profile is not None:
+            raise UserError(f"--resume {resume} continues with the run's own profile.yaml; drop -p {profile} "
+                            "(start a new run with -p instead)")
+        if not (resume / "profile.yaml").exists():
+            raise UserError(f"--resume {resume}: no profile.yaml there; is it a run folder?")
+        check_resume_overrides(overrides or [])
+        loaded = load_profile(resume / "profile.yaml", overrides or [])
+    else:
+        loaded = load_profile(profile or "tiny-gpt2", overrides or [])
+    profile_ref = profile or (str(resume / "profile.yaml") if resume is not None else "tiny-gpt2")  # for fixes
     _quiet_libraries()
     from rlhf.rl.trainer import TrainingAborted, TrainingDiverged, TrainingInterrupted, run as run_training
 
-    if resume is not None:
-        if not (resume / "profile.yaml").exists():
-            raise UserError(f"--resume {resume}: no profile.yaml there; is it a run folder?")
-        loaded = load_profile(resume / "profile.yaml", overrides or [])
-    else:
-        loaded = load_profile(profile, overrides or [])
     if dry_run:
         from rlhf.preflight import preflight, print_checklist
 
-        checklist = preflight(loaded, profile_ref=profile, output_dir=output_dir, resume_dir=resume,
-                              gpu_memory=gpu_memory)
+        checklist = preflight(loaded, profile_ref=profile_ref, output_dir=output_dir,
+                              resume_dir=resume, gpu_memory=gpu_memory)
         print_checklist(checklist, console)
         if not checklist.ready:
             raise UserError(checklist.error_message())
         return
     try:
         result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console,
-                              profile_ref=profile)
+                              profile_ref=profile_ref)
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None
@@ -179,10 +191,10 @@ def run(
 @user_errors
 def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
     """Stage 1: train a reward model (pairwise Bradley-Terry or classifier) from the `reward_model:` section."""
+    loaded = load_profile(profile, overrides or [])
     _quiet_libraries()
     from rlhf.stages.reward_model import train_reward_model
 
-    loaded = load_profile(profile, overrides or [])
     if loaded.reward_model is None:
         raise UserError(f"profile {profile!r} has no `reward_model:` section (see profiles/reward-model-tiny.yaml)")
     result = train_reward_model(loaded.reward_model, seed=loaded.seed, console=console)
@@ -194,11 +206,11 @@ def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) ->
 @user_errors
 def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
     """Causal-LM pretraining / SFT of the profile's model on the `pretrain:` section's corpus."""
+    loaded = load_profile(profile, overrides or [])
     _quiet_libraries()
     from rlhf.stages.pretrain import pretrain as run_pretraining
     from rlhf.stages.pretrain import summary
 
-    loaded = load_profile(profile, overrides or [])
     if loaded.pretrain is None:
         raise UserError(f"profile {profile!r} has no `pretrain:` section (see profiles/cpu-demo.yaml)")
     result = run_pretraining(loaded, console=console)
@@ -258,10 +270,12 @@ def push(run_dir: Annotated[Path, typer.Argument(help="a run folder with final/ 
 @user_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run folder made by `rlhf run`")],
-    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model")] = 32,
+    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model (>= 1)")] = 32,
     best_of: Annotated[int, typer.Option(min=1, help="also show the base model's best of N samples")] = 1,
 ) -> None:
     """Base vs tuned: complete the same prompts with both models and compare their rewards."""
+    if samples < 1:
+        raise UserError(f"--samples {samples}: expected at least 1 prompt to compare (e.g. --samples 32)")
     _quiet_libraries()
     from rlhf.eval.compare import evaluate_run
 
@@ -295,6 +309,9 @@ def plan(
     prompt_tokens: Annotated[int, typer.Option(help="typical prompt length in tokens")] = 64,
 ) -> None:
     """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations) and time."""
+    if not (math.isfinite(gpu_memory) and gpu_memory > 0):
+        raise UserError(f"--gpu-memory {gpu_memory:g}: expected the GPU's memory in GiB, a finite number > 0 "
+                        "(e.g. 24, 40 or 80)")
     from rlhf.planning import plan_memory, resolve_architecture, time_summary
 
     loaded = load_profile(profile, overrides or [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -447,7 +448,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: invalid YAML: {exc}") from exc
     if data is None:
-        return {}
+        raise ProfileError(f"{path}: the profile file is empty; a profile is a mapping of sections, e.g. "
+                           "`extends: tiny-gpt2` followed by the keys it changes")
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping of sections, got {type(data).__name__}")
     return data
@@ -541,7 +543,24 @@ def _origin(loc: tuple, origins: dict[tuple, str]) -> str:
     for n in range(len(loc), 0, -1):
         if loc[:n] in origins:
             return origins[loc[:n]]
-    return "defaults"
+    below = sorted({source for key, source in origins.items() if key[:len(loc)] == loc and len(key) > len(loc)})
+    return " and ".join(below) if loc and below else "defaults"
+
+
+_KEY_IN_MESSAGE = re.compile(r"\b([a-z_]+(?:\.[a-z_0-9]+)+)\b")
+
+
+def _cross_field_origin(loc: tuple, message: str, origins: dict[tuple, str]) -> str:
+    """Who set the keys a cross-field rule names (``algo.mini_batch_size (3) must divide ...``).
+
+    A rule on a whole section has no single key, so the keys it names in its message say which files or
+    ``--set`` overrides to blame; keys left at their defaults are not listed.
+    """
+    named = [tuple(key.split(".")) for key in _KEY_IN_MESSAGE.findall(message)]
+    named = [key if key[0] in Profile.model_fields else (*loc, *key[1:]) for key in named]
+    blamed = [f"{'.'.join(key)} from {where}" for key in dict.fromkeys(named)
+              if (where := _origin(key, origins)) != "defaults"]
+    return "; ".join(blamed) or _origin(loc, origins)
 
 
 def _explain(exc: ValidationError, origins: dict[tuple, str]) -> str:
@@ -560,8 +579,32 @@ def _explain(exc: ValidationError, origins: dict[tuple, str]) -> str:
             message = error["msg"].removeprefix("Value error, ")
             value = error.get("input")
             shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            if isinstance(value, dict) and error["type"] == "value_error":  # a rule across keys
+                where = _cross_field_origin(loc, message, origins)
             lines.append(f"{where}: {key}: {message}{shown}")
     return "invalid profile:\n  " + "\n  ".join(lines)
+
+
+# What `rlhf run --resume` may change: how long to go on, the learning rate and clipping (the usual fix for
+# a diverged run; the trainer applies them on resume), logging and checkpoint cadence, reward handling.
+# Everything else shapes the model, optimizer state, schedule or prompt stream saved in the checkpoint.
+RESUMABLE_KEYS = (
+    "description", "trainer.steps", "trainer.learning_rate", "trainer.max_grad_norm", "trainer.checkpoint_every",
+    "trainer.checkpoint_every_tokens", "trainer.keep_checkpoints", "trainer.sample_every", "trainer.log_with",
+    "trainer.eval_samples", "trainer.eval_best_of", "trainer.nonfinite_rewards",
+)
+
+
+def check_resume_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """``ProfileError`` for a ``--set`` that a resumed run cannot honour (it names what may change)."""
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        if key not in RESUMABLE_KEYS:
+            raise ProfileError(
+                f"--resume with --set {text}: {key} is fixed by the checkpoint (model, optimizer, scheduler, "
+                f"prompts and rewards are restored as saved); on resume only these may change: "
+                f"{', '.join(RESUMABLE_KEYS)}. Start a new run to change {key}."
+            )
 
 
 def load_profile(name_or_path: str | Path = "tiny-gpt2", overrides: list[str] | tuple[str, ...] = ()) -> Profile:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from rlhf.fsutil import names_path
+
 STATS_FILE = "training_stats.csv"
 SAMPLES_FILE = "generated_outputs.csv"
 SAMPLE_COLUMNS = ["step", "prompt", "completion", "reward"]
@@ -85,7 +87,7 @@ class Tracker:
             if self._columns is None:
                 self._columns = list(row)
             new = not path.exists()
-            with path.open("a", newline="", encoding="utf-8") as f:
+            with names_path(path), path.open("a", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=self._columns, extrasaction="ignore")
                 if new:
                     writer.writeheader()
@@ -102,7 +104,7 @@ class Tracker:
             return
         path = self.meta / SAMPLES_FILE
         new = not path.exists()
-        with path.open("a", newline="", encoding="utf-8") as f:
+        with names_path(path), path.open("a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             if new:
                 writer.writerow(SAMPLE_COLUMNS)

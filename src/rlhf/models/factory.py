@@ -20,6 +20,7 @@ from torch import nn
 
 from rlhf.config import ModelConfig, RandomInit
 from rlhf.fsutil import atomic_directory
+from rlhf.models.layers import check_model_options
 from rlhf.models.policy import VALUE_HEAD_FILE, Policy, ValueHead
 from rlhf.models.tokenizer import cache_dir, load_tokenizer
 
@@ -180,6 +181,7 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     if cfg.quantization is not None and cfg.lora is None:
         raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
     source = model_source(cfg, seed)
+    check_model_options(cfg, source)  # before the weights load: a wrong LoRA target or quantisation fails fast
     if adapter_dir is not None and cfg.lora is None:
         source = adapter_dir  # a full fine-tuned model was saved there
     model = load_causal_lm(source, cfg, device)

@@ -38,12 +38,15 @@ from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
 from rlhf.publish import write_model_card
 from rlhf.data import PromptSampler, load_prompts
+from rlhf.data.context import fit_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
 from rlhf.models.factory import build_policy, merge_lora
+from rlhf.models.layers import context_length
 from rlhf.preflight import check_before_run
 from rlhf.stages.pretrain import with_pretrained_policy
 from rlhf.stages.reward_model import run_reward_model_stage
 from rlhf.rewards import load_rewards
+from rlhf.rewards.composite import DroppedStepGuard
 from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
 from rlhf.models.tokenizer import load_tokenizer
 from rlhf.tracking import Tracker
@@ -184,6 +187,13 @@ class Trainer:
                               adapter_dir=checkpoint / POLICY_DIR if checkpoint else None)
         disable_dropout(policy)
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
+        context = context_length(policy.model.config)
+        fitted = fit_prompts(self.prompts, self.tokenizer, context, profile.rollout.max_new_tokens)
+        if fitted.num_cut and self.is_main:  # once per run, not per batch
+            self.console.print(f"[yellow]warning:[/] {fitted.warning(profile.rollout.max_new_tokens, context)}",
+                               soft_wrap=True, highlight=False)
+        self.prompts, self.max_prompt_tokens = fitted.prompts, fitted.max_prompt_tokens
+        self.dropped_guard = DroppedStepGuard()
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
@@ -229,13 +239,11 @@ class Trainer:
     def rollout(self) -> RolloutBatch:
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         prompts = self.sampler.next_batch()[rank::world]
-        max_prompt = getattr(self.policy.model.config, "max_position_embeddings",
-                             getattr(self.policy.model.config, "n_positions", None))
-        limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
         kl = self.profile.algo.kl
         try:
             return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                     with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
+                                     with_values=self.estimator.needs_value_head,
+                                     max_prompt_tokens=self.max_prompt_tokens,
                                      full_kl_direction=kl.direction if kl.is_full else None)
         except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
             if "inf" in str(exc) and "nan" in str(exc):
@@ -245,6 +253,9 @@ class Trainer:
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
         result = self.reward(batch.prompts, batch.completions)
+        warning = self.dropped_guard.check(result)
+        if warning and self.is_main:
+            self.console.print(f"[yellow]warning:[/] step {self.step + 1}: {warning}", soft_wrap=True, highlight=False)
         scores = result.total.to(batch.response_mask.device)
         if not bool(result.valid.all()):
             valid = result.valid.to(scores.device)
@@ -581,14 +592,17 @@ def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: s
     loads. A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the
     result; a reward model that a ``reward_model:`` section produces is trained first (once; keyed).
     ``rewards`` (callables or specs) replace the profile's; ``on_step(metrics, samples)`` is called after
-    every step (the main process only).
+    every step (the main process only). A new run that fails before its first step leaves no run folder behind.
     """
     check_before_run(profile, console=console, profile_ref=profile_ref, output_dir=output_dir,
                      resume_dir=resume_dir, check_rewards=rewards is None)
+    parent = Path(output_dir or profile.trainer.output_dir)
+    if resume_dir is None and PartialState().is_main_process:
+        parent.mkdir(parents=True, exist_ok=True)  # an unusable --output-dir fails now, not after pretraining
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
     run_reward_model_stage(profile, console)
-    run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
+    run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, parent)
     trainer = None
     try:
         trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console, rewards=rewards,

@@ -20,6 +20,7 @@ section's ``output_dir``: once, keyed by the section's settings and the seed, as
 
 from __future__ import annotations
 
+import difflib
 import gc
 import json
 import math
@@ -57,6 +58,7 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None,
     ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``. ``final_dir``: where the folder will
     be moved to afterwards (for the printed summary; default ``cfg.output_dir``).
     """
+    check_data_columns(load_records(cfg.data), cfg)  # before the model loads: a wrong column fails fast
     with quiet_progress(console is None):
         # Texts are tokenized here (EOS appended when the tokenizer has one), so encoders without an EOS
         # token (BERT, distilbert: ``[CLS] ... [SEP]``) train in both kinds.
@@ -234,15 +236,13 @@ def _pairwise_data(cfg: RewardModelConfig, seed: int):
     """``(train_pairs, eval_chosen, eval_rejected, paired)`` from pair columns or from labelled texts."""
     rng = random.Random(seed)
     records = load_records(cfg.data)
-    if cfg.chosen_column in records[0] and cfg.rejected_column in records[0]:
-        check_columns(records, [cfg.chosen_column, cfg.rejected_column], cfg.data)
+    if check_data_columns(records, cfg):
         # A shared prompt (DPO-style data) is scored with each completion, as TRL's RewardTrainer does.
         prompts = [str(r[cfg.prompt_column]) if cfg.prompt_column in r else "" for r in records]
         pairs = [(p + str(r[cfg.chosen_column]), p + str(r[cfg.rejected_column])) for p, r in zip(prompts, records)]
         rng.shuffle(pairs)
         train, held_out = _split_group(pairs, cfg.eval_fraction, f"pairs in {cfg.data!r}")
         return train, [c for c, _ in held_out], [r for _, r in held_out], True
-    check_columns(records, [cfg.text_column, cfg.label_column], cfg.data)
     labels = [_int_label(r[cfg.label_column], cfg.label_column, i) for i, r in enumerate(records)]
     chosen = [str(r[cfg.text_column]) for r, label in zip(records, labels) if label == cfg.chosen_label]
     rejected = [str(r[cfg.text_column]) for r, label in zip(records, labels) if label != cfg.chosen_label]
@@ -260,6 +260,44 @@ def _pairwise_data(cfg: RewardModelConfig, seed: int):
     # Sampled with replacement: cheap for any data size, and never materialises all pairs.
     train_pairs = [(rng.choice(train_chosen), rng.choice(train_rejected)) for _ in range(cfg.num_pairs)]
     return train_pairs, eval_chosen, eval_rejected, False
+
+
+def check_data_columns(records: list[dict], cfg: RewardModelConfig) -> bool:
+    """``ValueError`` naming the profile key of a missing column; True when the data holds chosen/rejected pairs."""
+    present = list(dict.fromkeys(key for record in records for key in record))
+    has_chosen, has_rejected = cfg.chosen_column in present, cfg.rejected_column in present
+    if cfg.kind == "pairwise" and has_chosen != has_rejected:
+        found, missing = ("chosen", "rejected") if has_chosen else ("rejected", "chosen")
+        raise ValueError(
+            f"reward_model.data {cfg.data!r} has the {found} column {getattr(cfg, found + '_column')!r} but no "
+            f"{missing} column {getattr(cfg, missing + '_column')!r} (its columns are {present}): pairwise data "
+            f"needs both. Set reward_model.{missing}_column{_closest(getattr(cfg, missing + '_column'), present)}."
+        )
+    if cfg.kind == "pairwise" and has_chosen:
+        check_columns(records, [cfg.chosen_column, cfg.rejected_column], cfg.data)
+        return True
+    require_columns(records, cfg, ("text_column", "label_column"))
+    return False
+
+
+def require_columns(records: list[dict], cfg: RewardModelConfig, keys: tuple[str, ...]) -> None:
+    """``ValueError`` naming the ``reward_model.<key>`` whose column is missing and the closest real column."""
+    present = list(dict.fromkeys(key for record in records for key in record))
+    for key in keys:
+        column = getattr(cfg, key)
+        if column not in present:
+            raise ValueError(
+                f"reward_model.{key}={column!r} is not a column of {cfg.data!r}; its columns are {present}. "
+                f"Set reward_model.{key}{_closest(column, present)}"
+                + (" (or give chosen/rejected columns for pairwise data)" if cfg.kind == "pairwise" else "")
+            )
+    check_columns(records, [getattr(cfg, key) for key in keys], cfg.data)
+
+
+def _closest(column: str, present: list[str]) -> str:
+    """`` to 'labels'`` for the nearest present column name, or an empty string."""
+    close = difflib.get_close_matches(column, [str(p) for p in present], n=1, cutoff=0.5)
+    return f" to {close[0]!r}" if close else ""
 
 
 def _split_group(items: list, eval_fraction: float, what: str) -> tuple[list, list]:
@@ -290,7 +328,8 @@ def _train_classifier(cfg: RewardModelConfig, model, tokenizer, seed: int, conso
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    records = load_records(cfg.data, [cfg.text_column, cfg.label_column])
+    records = load_records(cfg.data)
+    check_data_columns(records, cfg)
     rows = [(str(r[cfg.text_column]), _int_label(r[cfg.label_column], cfg.label_column, i))
             for i, r in enumerate(records)]
     found = sorted({label for _, label in rows})
