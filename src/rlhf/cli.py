@@ -219,6 +219,53 @@ def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> Non
                   f"model.name_or_path={out} --set model.tokenizer={out} --set model.random_init=null", soft_wrap=True)
 
 
+@app.command("train-dpo")
+@user_errors
+def train_dpo(profile: ProfileOpt = "dpo-tiny", overrides: SetOpt = None,
+              output_dir: Annotated[Optional[Path], typer.Option(help="parent of the run folder")] = None) -> None:
+    """Preference optimisation without RL (DPO, IPO, ... via TRL's DPOTrainer) from the `dpo:` section."""
+    _quiet_libraries()
+    from rlhf.stages.dpo import train_dpo as run_dpo
+
+    loaded = load_profile(profile, overrides or [])
+    if loaded.dpo is None:
+        raise UserError(f"profile {profile!r} has no `dpo:` section (see profiles/dpo-tiny.yaml)")
+    result = run_dpo(loaded, output_dir=output_dir, console=console)
+    m = result.metrics
+    console.print(f"dpo: held-out preference accuracy {m['eval_accuracy']:.3f}, reward margin {m['eval_margin']:.4f} "
+                  f"over {m['num_eval']} pairs; run folder [bold]{result.run_dir}[/] (rlhf evaluate {result.run_dir})",
+                  soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def sft(profile: ProfileOpt = "sft-tiny", overrides: SetOpt = None) -> None:
+    """Chat-format supervised fine-tuning (TRL's SFTTrainer, assistant-only loss) from the `sft:` section."""
+    _quiet_libraries()
+    from rlhf.stages.sft import train_sft
+
+    loaded = load_profile(profile, overrides or [])
+    if loaded.sft is None:
+        raise UserError(f"profile {profile!r} has no `sft:` section (see profiles/sft-tiny.yaml)")
+    result = train_sft(loaded, console=console)
+    m, out = result.metrics, result.output_dir
+    console.print(f"sft: held-out loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}; saved to "
+                  f"[bold]{out}[/]. Use it with --set model.name_or_path={out} --set model.tokenizer={out} "
+                  "--set model.random_init=null", soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def push(run_dir: Annotated[Path, typer.Argument(help="a run folder with final/ (rlhf run or train-dpo)")],
+         repo: Annotated[str, typer.Option("--repo", help="hub repository, e.g. my-name/my-model")],
+         private: Annotated[bool, typer.Option(help="create the repository as private")] = False) -> None:
+    """Upload a run's final model (with its model card) to the Hugging Face Hub."""
+    from rlhf.publish import push_run
+
+    url = push_run(run_dir, repo, private=private)
+    console.print(f"pushed {run_dir / 'final'} to {repo}: {url}", soft_wrap=True)
+
+
 @app.command()
 @user_errors
 def evaluate(

@@ -266,6 +266,8 @@ class TrainerConfig(_Section):
     nonfinite_rewards: Literal["error", "drop"] = Field(
         "error", description="a NaN/inf reward stops the run, or drops the sample and is counted"
     )
+    wandb_project: str = Field("rlhf", description="W&B project when log_with includes wandb")
+    wandb_run_name: str | None = Field(None, description="W&B run name (default: the run folder's name)")
 
 
 class RewardModelConfig(_Section):
@@ -280,6 +282,7 @@ class RewardModelConfig(_Section):
     label_column: str = Field("label", description="label column")
     chosen_column: str = Field("chosen", description="pairwise data: preferred text column")
     rejected_column: str = Field("rejected", description="pairwise data: dispreferred text column")
+    prompt_column: str = Field("prompt", description="pairwise data: optional shared prompt, scored with each text")
     chosen_label: int = Field(1, description="pairs from labelled data: texts with this label are chosen")
     num_pairs: int = Field(2000, ge=1, description="pairs sampled from labelled data")
     num_labels: int = Field(2, ge=2, description="classifier: number of classes")
@@ -314,6 +317,55 @@ class PretrainConfig(_Section):
     output_dir: str = Field("outputs/pretrained", description="where the model is saved")
 
 
+DpoLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+
+
+class DpoConfig(_Section):
+    """Preference optimisation without RL (``rlhf train-dpo``): TRL's DPOTrainer on the profile's model."""
+
+    data: str = Field("builtin:review-pairs", description="pairwise data: builtin:NAME, hf:NAME:SPLIT or a local file")
+    prompt_column: str = Field("prompt", description="prompt column (absent: TRL extracts the shared prefix)")
+    chosen_column: str = Field("chosen", description="preferred completion column")
+    rejected_column: str = Field("rejected", description="dispreferred completion column")
+    max_pairs: int | None = Field(None, ge=2, description="use at most this many pairs (after shuffling)")
+    eval_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held-out share for accuracy and margins")
+    loss_type: list[DpoLoss] = Field(default_factory=lambda: ["sigmoid"], min_length=1,
+                                     description="TRL loss(es): sigmoid = DPO, ipo = IPO, hinge = SLiC, ...")
+    loss_weights: list[float] | None = Field(None, description="weights when combining several loss types")
+    beta: float = Field(0.1, gt=0.0, description="deviation from the reference (IPO: the regulariser tau)")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="robust DPO / EXO label smoothing")
+    epochs: float = Field(1.0, gt=0.0, description="training epochs")
+    batch_size: int = Field(16, ge=1, description="pairs per device batch")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    learning_rate: float = Field(5e-6, gt=0.0, description="learning rate")
+    max_length: int | None = Field(128, ge=4, description="truncate prompt + completion to this many tokens")
+    output_dir: str = Field("outputs", description="parent folder of the run folder")
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> DpoConfig:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"dpo.loss_weights has {len(self.loss_weights)} entries but dpo.loss_type has "
+                             f"{len(self.loss_type)}: give one weight per loss type")
+        return self
+
+
+class SftConfig(_Section):
+    """Chat-format supervised fine-tuning (``rlhf sft``): TRL's SFTTrainer, loss on assistant turns only."""
+
+    data: str = Field("builtin:chat-reviews", description="conversations (a `messages` column with roles)")
+    messages_column: str = Field("messages", description="column holding the list of {role, content} turns")
+    chat_template: str | None = Field(None, description="Jinja chat template (default: the tokenizer's, "
+                                      "else a plain one with generation markers)")
+    eval_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held-out share for the eval loss")
+    epochs: float = Field(1.0, gt=0.0, description="training epochs")
+    batch_size: int = Field(16, ge=1, description="per-device batch size")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    learning_rate: float = Field(2e-5, gt=0.0, description="learning rate")
+    max_length: int = Field(128, ge=8, description="truncate conversations to this many tokens")
+    output_dir: str = Field("outputs/sft", description="where the model and tokenizer are saved")
+
+
 class Profile(_Section):
     """A complete, resolved run configuration."""
 
@@ -327,6 +379,8 @@ class Profile(_Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="loop, checkpoints, logging")
     reward_model: RewardModelConfig | None = Field(None, description="reward-model training (train-reward)")
     pretrain: PretrainConfig | None = Field(None, description="causal-LM pretraining (pretrain)")
+    dpo: DpoConfig | None = Field(None, description="preference optimisation without RL (train-dpo)")
+    sft: SftConfig | None = Field(None, description="chat-format supervised fine-tuning (sft)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:

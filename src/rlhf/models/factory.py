@@ -62,7 +62,7 @@ def materialize_random_model(spec: RandomInit, tokenizer_name: str, *, seed: int
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    tokenizer = load_tokenizer(tokenizer_name)
+    tokenizer = load_tokenizer(tokenizer_name, require_eos=task == "causal-lm")  # encoders may have no EOS
     key = json.dumps([spec.model_dump(), tokenizer_name, len(tokenizer), seed, task, num_labels], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"random-{spec.arch}-{task}-{digest}"
@@ -131,9 +131,9 @@ def keep_4bit_trainable_on_cpu(model: nn.Module) -> int:
     return len(layers)
 
 
-def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
-    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+def prepare_for_adapters(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    """Get a loaded base model ready for LoRA training: k-bit preparation or input grads for checkpointing."""
+    from peft import prepare_model_for_kbit_training
 
     if cfg.quantization is not None:  # fp32 norms, input grads and checkpointing for k-bit training
         model = prepare_model_for_kbit_training(
@@ -142,16 +142,30 @@ def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | 
         )
     elif cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # LoRA on frozen embeddings: checkpointed blocks need grad inputs
-    if adapter_dir is not None:
-        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    return model
+
+
+def lora_config(cfg: ModelConfig, model: nn.Module):
+    """The peft ``LoraConfig`` of the profile's ``model.lora`` (causal LM) for ``model``."""
+    from peft import LoraConfig
+
     from transformers.pytorch_utils import Conv1D
 
     lora = cfg.lora
     # GPT-2 stores its linear layers as Conv1D (weight transposed): tell LoRA so, rather than let peft guess.
     conv1d = any(isinstance(m, Conv1D) for m in model.modules())
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
-    return get_peft_model(model, config)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+
+
+def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
+    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
+    from peft import PeftModel, get_peft_model
+
+    model = prepare_for_adapters(model, cfg)
+    if adapter_dir is not None:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    return get_peft_model(model, lora_config(cfg, model))
 
 
 def model_source(cfg: ModelConfig, seed: int = 0) -> Path | str:

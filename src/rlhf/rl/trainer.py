@@ -36,6 +36,7 @@ from rlhf.rl.checkpoint import (
 )
 from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
+from rlhf.publish import write_model_card
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.data.context import fit_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
@@ -507,6 +508,9 @@ class Trainer:
         result = self._save_final(merge, metrics)
         if t.eval_samples and self.is_main:
             result.comparison = self.evaluate(t.eval_samples, t.eval_best_of)
+        if self.is_main:  # after the evaluation, so the card carries its summary
+            write_model_card(result.final_dir, self.profile, algorithm=self.profile.algo.name, metrics=metrics,
+                             steps=self.step, tokens=self.tokens_seen, run_dir=self.run_dir)
         return result
 
     def evaluate(self, samples: int, best_of: int = 1) -> Comparison:

@@ -11,7 +11,8 @@ Texts are tokenized as TRL's ``RewardTrainer`` and the ``classifier`` reward (``
 default) do: EOS appended, then the tokenizer's own call truncated to ``max_length``, right padding. So
 the saved model scores RL completions the way it was trained; GPT-style models score the EOS position.
 The output folder loads with plain ``AutoModelForSequenceClassification`` and ``AutoTokenizer`` (LoRA
-adapters are merged before saving) and holds ``eval.json`` with the metrics.
+adapters are merged before saving) and holds ``eval.json`` with the metrics and TensorBoard events in
+``tensorboard/``.
 
 Inside ``rlhf run`` (:func:`run_reward_model_stage`) the stage runs when a reward's ``model`` is the
 section's ``output_dir``: once, keyed by the section's settings and the seed, as pretraining is.
@@ -37,6 +38,7 @@ from rlhf.data import check_columns, load_records
 from rlhf.fsutil import atomic_directory
 from rlhf.models.factory import materialize_random_model
 from rlhf.models.tokenizer import load_tokenizer
+from rlhf.tracking import tensorboard_callback
 
 EVAL_FILE = "eval.json"
 
@@ -51,13 +53,16 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None,
                        final_dir: str | Path | None = None) -> RewardModelResult:
     """Train, evaluate on the held-out split and save the reward model to ``cfg.output_dir``.
 
-    Metrics: ``pairwise_accuracy`` (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
+    Metrics: ``pairwise_accuracy`` (held-out), ``train_pairwise_accuracy`` and ``reward_margin`` (mean
+    chosen minus rejected score, held out) (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
     ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``. ``final_dir``: where the folder will
     be moved to afterwards (for the printed summary; default ``cfg.output_dir``).
     """
     check_data_columns(load_records(cfg.data), cfg)  # before the model loads: a wrong column fails fast
     with quiet_progress(console is None):
-        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=cfg.kind == "pairwise")
+        # Texts are tokenized here (EOS appended when the tokenizer has one), so encoders without an EOS
+        # token (BERT, distilbert: ``[CLS] ... [SEP]``) train in both kinds.
+        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=False)
         num_labels = 1 if cfg.kind == "pairwise" else cfg.num_labels
         model = _load_model(cfg, tokenizer, num_labels=num_labels, seed=seed)
         if cfg.lora is not None:
@@ -79,17 +84,22 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None,
 
 @contextmanager
 def quiet_progress(enabled: bool = True):
-    """Hide transformers' loading/saving progress bars for the block (restored afterwards)."""
+    """Hide transformers' loading/saving and datasets' map progress bars for the block (restored afterwards)."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    datasets_enabled = datasets.is_progress_bar_enabled()  # TRL's dataset preparation (map/filter) bars
     if enabled:
         hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     try:
         yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+        if datasets_enabled:
+            datasets.enable_progress_bars()
 
 
 def quiet_trainer(trainer, console):
@@ -145,8 +155,7 @@ def _training_args(args_class, cfg: RewardModelConfig, seed: int, console, **ext
         output_dir=str(cfg.output_dir), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, seed=seed, data_seed=seed, bf16=False, fp16=False,
         use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
-        logging_strategy="steps" if console is not None else "no", logging_steps=10,
-        disable_tqdm=console is None, **extra,
+        logging_strategy="steps", logging_steps=10, disable_tqdm=console is None, **extra,
     )
 
 
@@ -185,13 +194,27 @@ def _train_pairwise(cfg: RewardModelConfig, model, tokenizer, seed: int, console
         "rejected_ids": encode(tokenizer, [r for _, r in train_pairs], cfg.max_length)["input_ids"]})
     # Already tokenized and truncated: max_length=None stops TRL from *dropping* longer pairs.
     args = _training_args(RewardConfig, cfg, seed, console, max_length=None, activation_checkpointing=False)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                            callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")])
     output = quiet_trainer(trainer, console).train()
     chosen = score_texts(model, tokenizer, eval_chosen, cfg.max_length).squeeze(-1)  # (Nc,)
     rejected = score_texts(model, tokenizer, eval_rejected, cfg.max_length).squeeze(-1)  # (Nr,)
-    return {"pairwise_accuracy": pairwise_accuracy(chosen, rejected, paired), "train_loss": output.training_loss,
+    margins = chosen - rejected if paired else chosen.mean() - rejected.mean()
+    return {"pairwise_accuracy": pairwise_accuracy(chosen, rejected, paired),
+            "train_pairwise_accuracy": _train_accuracy(model, tokenizer, train_pairs, cfg.max_length),
+            "reward_margin": margins.mean().item(), "train_loss": output.training_loss,
             "num_train": len(train_pairs), "num_eval": len(chosen) if paired else len(chosen) * len(rejected),
             "train_seconds": output.metrics["train_runtime"]}
+
+
+def _train_accuracy(model, tokenizer, train_pairs: list[tuple[str, str]], max_length: int,
+                    limit: int = 512) -> float:
+    """Pairwise accuracy on (up to ``limit``) training pairs, beside the held-out one as the notebook reports:
+    a large gap between the two means the model memorised its pairs."""
+    pairs = train_pairs[:limit]
+    chosen = score_texts(model, tokenizer, [c for c, _ in pairs], max_length).squeeze(-1)  # (N,)
+    rejected = score_texts(model, tokenizer, [r for _, r in pairs], max_length).squeeze(-1)  # (N,)
+    return pairwise_accuracy(chosen, rejected, paired=True)
 
 
 def pairwise_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, paired: bool) -> float:
@@ -214,7 +237,9 @@ def _pairwise_data(cfg: RewardModelConfig, seed: int):
     rng = random.Random(seed)
     records = load_records(cfg.data)
     if check_data_columns(records, cfg):
-        pairs = [(str(r[cfg.chosen_column]), str(r[cfg.rejected_column])) for r in records]
+        # A shared prompt (DPO-style data) is scored with each completion, as TRL's RewardTrainer does.
+        prompts = [str(r[cfg.prompt_column]) if cfg.prompt_column in r else "" for r in records]
+        pairs = [(p + str(r[cfg.chosen_column]), p + str(r[cfg.rejected_column])) for p, r in zip(prompts, records)]
         rng.shuffle(pairs)
         train, held_out = _split_group(pairs, cfg.eval_fraction, f"pairs in {cfg.data!r}")
         return train, [c for c, _ in held_out], [r for _, r in held_out], True
@@ -321,8 +346,8 @@ def _train_classifier(cfg: RewardModelConfig, model, tokenizer, seed: int, conso
     dataset = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                                  "labels": [label for _, label in train]})
     args = _training_args(TrainingArguments, cfg, seed, console)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
+                      callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")])
     output = quiet_trainer(trainer, console).train()
     logits = score_texts(model, tokenizer, [text for text, _ in held_out], cfg.max_length)  # (N, num_labels)
     labels = torch.tensor([label for _, label in held_out])
@@ -344,7 +369,7 @@ def _roc_auc(labels: torch.Tensor, probs: torch.Tensor, num_labels: int) -> floa
 def _print_summary(console, cfg: RewardModelConfig, metrics: dict, output_dir: Path) -> None:
     from rich.table import Table
 
-    table = Table("metric", "value", title=f"reward model ({cfg.kind}), held-out evaluation")
+    table = Table("metric", "value", title=f"reward model ({cfg.kind}): held-out and train-split metrics")
     for key, value in metrics.items():
         table.add_row(key, "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
