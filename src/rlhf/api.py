@@ -104,6 +104,32 @@ def pretrain(profile: ProfileLike = "cpu-demo", *, overrides: Overrides = None, 
     return run_pretraining(loaded, console=_console(quiet))
 
 
+def train_dpo(profile: ProfileLike = "dpo-tiny", *, overrides: Overrides = None, output_dir: str | Path | None = None,
+              quiet: bool = False):
+    """Preference optimisation without RL (``rlhf train-dpo``); returns its result (run folder, metrics)."""
+    from rlhf.stages.dpo import train_dpo as run_dpo
+
+    loaded = load_profile(profile, overrides)
+    _quiet_libraries()
+    return run_dpo(loaded, output_dir=output_dir, console=_console(quiet))
+
+
+def sft(profile: ProfileLike = "sft-tiny", *, overrides: Overrides = None, quiet: bool = False):
+    """Chat-format supervised fine-tuning (``rlhf sft``); returns its result (output folder, metrics)."""
+    from rlhf.stages.sft import train_sft
+
+    loaded = load_profile(profile, overrides)
+    _quiet_libraries()
+    return train_sft(loaded, console=_console(quiet))
+
+
+def push(run_dir: str | Path, repo: str, *, private: bool = False) -> str:
+    """Upload a run's ``final/`` (model, tokenizer, model card) to the hub (``rlhf push``); the commit URL."""
+    from rlhf.publish import push_run
+
+    return push_run(run_dir, repo, private=private)
+
+
 def plan(profile: ProfileLike = "a100-8b", *, overrides: Overrides = None, gpu_memory: float = 40.0,
          prompt_tokens: int = 64):
     """The GPU memory plan of a profile on paper (``rlhf plan``): rows, peak phase, total and fit."""

@@ -7,7 +7,7 @@ no traceback from deep inside torch.
 from __future__ import annotations
 
 import functools
-import os
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,7 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from rlhf import __version__
-from rlhf.config import ProfileError, available_profiles, load_profile, profile_description
+from rlhf.config import (
+    ProfileError, available_profiles, check_resume_overrides, load_profile, profile_description,
+)
+from rlhf.fsutil import explain_os_error
+from rlhf.quiet import quiet_transformers, silence_known_chatter
 
 app = typer.Typer(help="Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -38,9 +42,12 @@ _DEBUG = {"on": False}
 
 
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks of errors")] = False) -> None:
+def main(debug: Annotated[bool, typer.Option("--debug", help="show full tracebacks of errors")] = False,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also show library logs, progress bars "
+                                               "and known harmless warnings")] = False) -> None:
     """Reinforcement-learning fine-tuning of language models: PPO, GRPO and RLOO."""
     _DEBUG["on"] = debug
+    silence_known_chatter(verbose)  # before any command imports peft/bitsandbytes
 
 
 def _fail(exc: BaseException, code: int, message: str | None = None) -> typer.Exit:
@@ -69,7 +76,9 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (ProfileError, UserError, RewardError, ValueError) as exc:
             raise _fail(exc, 2) from None
-        except (FileNotFoundError, KeyError, ImportError, OSError) as exc:
+        except OSError as exc:  # read-only folder, a file in the way, disk full: which path and why
+            raise _fail(exc, 2, explain_os_error(exc)) from None
+        except (KeyError, ImportError) as exc:
             detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise _fail(exc, 2, f"{type(exc).__name__}: {detail}") from None
 
@@ -77,12 +86,8 @@ def user_errors(command):
 
 
 def _quiet_libraries() -> None:
-    """Silence library progress bars and info logs that drown the run's own output."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    """Silence library progress bars and info logs that drown the run's own output (not with --verbose)."""
+    quiet_transformers()
 
 
 @app.command()
@@ -119,7 +124,8 @@ def profiles_show(name: Annotated[str, typer.Argument(help="profile name or YAML
 @app.command()
 @user_errors
 def run(
-    profile: ProfileOpt = "tiny-gpt2",
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="profile name in profiles/ or a "
+                                                   "YAML path (default tiny-gpt2; not with --resume)")] = None,
     overrides: SetOpt = None,
     output_dir: Annotated[Optional[Path], typer.Option(help="parent folder of the run folder")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="continue the run in this folder")] = None,
@@ -128,27 +134,33 @@ def run(
     gpu_memory: Annotated[Optional[float], typer.Option(help="--dry-run: plan against this many GiB")] = None,
 ) -> None:
     """Optimise a policy with PPO, GRPO or RLOO against the profile's rewards."""
+    # Validate everything the user typed before the heavy imports: a typo is reported in ~1 s, not ~6 s.
+    if resume is not None:
+        if profile is not None:
+            raise UserError(f"--resume {resume} continues with the run's own profile.yaml; drop -p {profile} "
+                            "(start a new run with -p instead)")
+        if not (resume / "profile.yaml").exists():
+            raise UserError(f"--resume {resume}: no profile.yaml there; is it a run folder?")
+        check_resume_overrides(overrides or [])
+        loaded = load_profile(resume / "profile.yaml", overrides or [])
+    else:
+        loaded = load_profile(profile or "tiny-gpt2", overrides or [])
+    profile_ref = profile or (str(resume / "profile.yaml") if resume is not None else "tiny-gpt2")  # for fixes
     _quiet_libraries()
     from rlhf.rl.trainer import TrainingAborted, TrainingDiverged, TrainingInterrupted, run as run_training
 
-    if resume is not None:
-        if not (resume / "profile.yaml").exists():
-            raise UserError(f"--resume {resume}: no profile.yaml there; is it a run folder?")
-        loaded = load_profile(resume / "profile.yaml", overrides or [])
-    else:
-        loaded = load_profile(profile, overrides or [])
     if dry_run:
         from rlhf.preflight import preflight, print_checklist
 
-        checklist = preflight(loaded, profile_ref=profile, output_dir=output_dir, resume_dir=resume,
-                              gpu_memory=gpu_memory)
+        checklist = preflight(loaded, profile_ref=profile_ref, output_dir=output_dir,
+                              resume_dir=resume, gpu_memory=gpu_memory)
         print_checklist(checklist, console)
         if not checklist.ready:
             raise UserError(checklist.error_message())
         return
     try:
         result = run_training(loaded, output_dir=output_dir, resume_dir=resume, merge=merge, console=console,
-                              profile_ref=profile)
+                              profile_ref=profile_ref)
     except TrainingInterrupted as exc:
         err_console.print(f"[bold yellow]interrupted:[/] {exc}. Continue with: rlhf run --resume {resume or exc.checkpoint.parents[1]}")
         raise typer.Exit(code=128 + int(exc.signum)) from None
@@ -183,10 +195,10 @@ def run(
 @user_errors
 def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
     """Stage 1: train a reward model (pairwise Bradley-Terry or classifier) from the `reward_model:` section."""
+    loaded = load_profile(profile, overrides or [])
     _quiet_libraries()
     from rlhf.stages.reward_model import train_reward_model
 
-    loaded = load_profile(profile, overrides or [])
     if loaded.reward_model is None:
         raise UserError(f"profile {profile!r} has no `reward_model:` section (see profiles/reward-model-tiny.yaml)")
     result = train_reward_model(loaded.reward_model, seed=loaded.seed, console=console)
@@ -198,11 +210,11 @@ def train_reward(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) ->
 @user_errors
 def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> None:
     """Causal-LM pretraining / SFT of the profile's model on the `pretrain:` section's corpus."""
+    loaded = load_profile(profile, overrides or [])
     _quiet_libraries()
     from rlhf.stages.pretrain import pretrain as run_pretraining
     from rlhf.stages.pretrain import summary
 
-    loaded = load_profile(profile, overrides or [])
     if loaded.pretrain is None:
         raise UserError(f"profile {profile!r} has no `pretrain:` section (see profiles/cpu-demo.yaml)")
     result = run_pretraining(loaded, console=console)
@@ -211,14 +223,63 @@ def pretrain(profile: ProfileOpt = "tiny-gpt2", overrides: SetOpt = None) -> Non
                   f"model.name_or_path={out} --set model.tokenizer={out} --set model.random_init=null", soft_wrap=True)
 
 
+@app.command("train-dpo")
+@user_errors
+def train_dpo(profile: ProfileOpt = "dpo-tiny", overrides: SetOpt = None,
+              output_dir: Annotated[Optional[Path], typer.Option(help="parent of the run folder")] = None) -> None:
+    """Preference optimisation without RL (DPO, IPO, ... via TRL's DPOTrainer) from the `dpo:` section."""
+    _quiet_libraries()
+    from rlhf.stages.dpo import train_dpo as run_dpo
+
+    loaded = load_profile(profile, overrides or [])
+    if loaded.dpo is None:
+        raise UserError(f"profile {profile!r} has no `dpo:` section (see profiles/dpo-tiny.yaml)")
+    result = run_dpo(loaded, output_dir=output_dir, console=console)
+    m = result.metrics
+    console.print(f"dpo: held-out preference accuracy {m['eval_accuracy']:.3f}, reward margin {m['eval_margin']:.4f} "
+                  f"over {m['num_eval']} pairs; run folder [bold]{result.run_dir}[/] (rlhf evaluate {result.run_dir})",
+                  soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def sft(profile: ProfileOpt = "sft-tiny", overrides: SetOpt = None) -> None:
+    """Chat-format supervised fine-tuning (TRL's SFTTrainer, assistant-only loss) from the `sft:` section."""
+    _quiet_libraries()
+    from rlhf.stages.sft import train_sft
+
+    loaded = load_profile(profile, overrides or [])
+    if loaded.sft is None:
+        raise UserError(f"profile {profile!r} has no `sft:` section (see profiles/sft-tiny.yaml)")
+    result = train_sft(loaded, console=console)
+    m, out = result.metrics, result.output_dir
+    console.print(f"sft: held-out loss {m['eval_loss_before']:.3f} -> {m['eval_loss_after']:.3f}; saved to "
+                  f"[bold]{out}[/]. Use it with --set model.name_or_path={out} --set model.tokenizer={out} "
+                  "--set model.random_init=null", soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def push(run_dir: Annotated[Path, typer.Argument(help="a run folder with final/ (rlhf run or train-dpo)")],
+         repo: Annotated[str, typer.Option("--repo", help="hub repository, e.g. my-name/my-model")],
+         private: Annotated[bool, typer.Option(help="create the repository as private")] = False) -> None:
+    """Upload a run's final model (with its model card) to the Hugging Face Hub."""
+    from rlhf.publish import push_run
+
+    url = push_run(run_dir, repo, private=private)
+    console.print(f"pushed {run_dir / 'final'} to {repo}: {url}", soft_wrap=True)
+
+
 @app.command()
 @user_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run folder made by `rlhf run`")],
-    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model")] = 32,
+    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model (>= 1)")] = 32,
     best_of: Annotated[int, typer.Option(min=1, help="also show the base model's best of N samples")] = 1,
 ) -> None:
     """Base vs tuned: complete the same prompts with both models and compare their rewards."""
+    if samples < 1:
+        raise UserError(f"--samples {samples}: expected at least 1 prompt to compare (e.g. --samples 32)")
     _quiet_libraries()
     from rlhf.eval.compare import evaluate_run
 
@@ -254,6 +315,9 @@ def plan(
                                                             "that fit with strategy fsdp, else 1)")] = None,
 ) -> None:
     """Plan a profile's peak GPU memory on paper (weights, optimizer, KV cache, logits, activations) and time."""
+    if not (math.isfinite(gpu_memory) and gpu_memory > 0):
+        raise UserError(f"--gpu-memory {gpu_memory:g}: expected the GPU's memory in GiB, a finite number > 0 "
+                        "(e.g. 24, 40 or 80)")
     from rlhf.planning import gpus_needed, plan_memory, resolve_architecture, time_summary
 
     loaded = load_profile(profile, overrides or [])
@@ -281,3 +345,34 @@ def plan(
     console.print(time_summary(loaded, arch, prompt_tokens), soft_wrap=True, highlight=False)
     if not result.fits:
         raise typer.Exit(code=1)
+
+
+@app.command()
+@user_errors
+def bench(
+    profile: ProfileOpt = "bench-grpo",
+    overrides: SetOpt = None,
+    against: Annotated[Optional[list[str]], typer.Option("--against", help="peer to time beside rlhf: trl")] = None,
+    rounds: Annotated[int, typer.Option(help="measured rounds (one step of each contender per round)")] = 10,
+    warmup: Annotated[int, typer.Option(help="rounds left out at the start")] = 1,
+    threads: Annotated[int, typer.Option(help="torch threads per contender process")] = 1,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="also write every step's timings here")] = None,
+) -> None:
+    """Time the RL step and its phases beside the floor (generate + fwd/bwd + AdamW) and, with --against trl, TRL."""
+    import json
+
+    from rlhf.bench.compare import report_table, run_bench
+
+    _quiet_libraries()
+    unknown = sorted(set(against or []) - {"trl"})
+    if unknown:
+        raise UserError(f"--against {', '.join(unknown)}: the only peer is 'trl'")
+    loaded = load_profile(profile, overrides or [])
+    report = run_bench(loaded, profile, against=sorted(set(against or [])), rounds=rounds, threads=threads,
+                       warmup=warmup, progress=lambda done, total: err_console.print(f"round {done}/{total}"))
+    table, lines = report_table(report)
+    console.print(table)
+    for line in lines:
+        console.print(line, highlight=False)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -8,7 +8,9 @@ the bad value and what was expected, with the nearest valid key for typos.
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,6 +130,9 @@ class RolloutConfig(_Section):
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass")
     top_k: int = Field(0, ge=0, description="keep the k most likely tokens (0: off)")
     micro_batch_size: int | None = Field(None, ge=1, description="sequences per forward pass when scoring")
+    sampler: Literal["generate", "lean"] = Field(
+        "generate", description="'generate' (transformers) or 'lean' (our KV-cache loop: the same tokens, "
+        "less per-token overhead on small models)")
 
     @property
     def completions_per_step(self) -> int:
@@ -280,6 +285,8 @@ class TrainerConfig(_Section):
     nonfinite_rewards: Literal["error", "drop"] = Field(
         "error", description="a NaN/inf reward stops the run, or drops the sample and is counted"
     )
+    wandb_project: str = Field("rlhf", description="W&B project when log_with includes wandb")
+    wandb_run_name: str | None = Field(None, description="W&B run name (default: the run folder's name)")
 
     @model_validator(mode="after")
     def _fsdp_options_need_fsdp(self) -> TrainerConfig:
@@ -305,6 +312,7 @@ class RewardModelConfig(_Section):
     label_column: str = Field("label", description="label column")
     chosen_column: str = Field("chosen", description="pairwise data: preferred text column")
     rejected_column: str = Field("rejected", description="pairwise data: dispreferred text column")
+    prompt_column: str = Field("prompt", description="pairwise data: optional shared prompt, scored with each text")
     chosen_label: int = Field(1, description="pairs from labelled data: texts with this label are chosen")
     num_pairs: int = Field(2000, ge=1, description="pairs sampled from labelled data")
     num_labels: int = Field(2, ge=2, description="classifier: number of classes")
@@ -339,6 +347,55 @@ class PretrainConfig(_Section):
     output_dir: str = Field("outputs/pretrained", description="where the model is saved")
 
 
+DpoLoss = Literal["sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+
+
+class DpoConfig(_Section):
+    """Preference optimisation without RL (``rlhf train-dpo``): TRL's DPOTrainer on the profile's model."""
+
+    data: str = Field("builtin:review-pairs", description="pairwise data: builtin:NAME, hf:NAME:SPLIT or a local file")
+    prompt_column: str = Field("prompt", description="prompt column (absent: TRL extracts the shared prefix)")
+    chosen_column: str = Field("chosen", description="preferred completion column")
+    rejected_column: str = Field("rejected", description="dispreferred completion column")
+    max_pairs: int | None = Field(None, ge=2, description="use at most this many pairs (after shuffling)")
+    eval_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held-out share for accuracy and margins")
+    loss_type: list[DpoLoss] = Field(default_factory=lambda: ["sigmoid"], min_length=1,
+                                     description="TRL loss(es): sigmoid = DPO, ipo = IPO, hinge = SLiC, ...")
+    loss_weights: list[float] | None = Field(None, description="weights when combining several loss types")
+    beta: float = Field(0.1, gt=0.0, description="deviation from the reference (IPO: the regulariser tau)")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="robust DPO / EXO label smoothing")
+    epochs: float = Field(1.0, gt=0.0, description="training epochs")
+    batch_size: int = Field(16, ge=1, description="pairs per device batch")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    learning_rate: float = Field(5e-6, gt=0.0, description="learning rate")
+    max_length: int | None = Field(128, ge=4, description="truncate prompt + completion to this many tokens")
+    output_dir: str = Field("outputs", description="parent folder of the run folder")
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> DpoConfig:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"dpo.loss_weights has {len(self.loss_weights)} entries but dpo.loss_type has "
+                             f"{len(self.loss_type)}: give one weight per loss type")
+        return self
+
+
+class SftConfig(_Section):
+    """Chat-format supervised fine-tuning (``rlhf sft``): TRL's SFTTrainer, loss on assistant turns only."""
+
+    data: str = Field("builtin:chat-reviews", description="conversations (a `messages` column with roles)")
+    messages_column: str = Field("messages", description="column holding the list of {role, content} turns")
+    chat_template: str | None = Field(None, description="Jinja chat template (default: the tokenizer's, "
+                                      "else a plain one with generation markers)")
+    eval_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held-out share for the eval loss")
+    epochs: float = Field(1.0, gt=0.0, description="training epochs")
+    batch_size: int = Field(16, ge=1, description="per-device batch size")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    learning_rate: float = Field(2e-5, gt=0.0, description="learning rate")
+    max_length: int = Field(128, ge=8, description="truncate conversations to this many tokens")
+    output_dir: str = Field("outputs/sft", description="where the model and tokenizer are saved")
+
+
 class Profile(_Section):
     """A complete, resolved run configuration."""
 
@@ -352,6 +409,8 @@ class Profile(_Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="loop, checkpoints, logging")
     reward_model: RewardModelConfig | None = Field(None, description="reward-model training (train-reward)")
     pretrain: PretrainConfig | None = Field(None, description="causal-LM pretraining (pretrain)")
+    dpo: DpoConfig | None = Field(None, description="preference optimisation without RL (train-dpo)")
+    sft: SftConfig | None = Field(None, description="chat-format supervised fine-tuning (sft)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
@@ -373,6 +432,29 @@ class Profile(_Section):
                 "with quantised models"
             )
         return self
+
+    @property
+    def optimizer_steps_per_step(self) -> int:
+        """AdamW steps per RL step: ``epochs`` passes of ``grad_accum``-minibatch groups."""
+        minibatches = math.ceil(self.rollout.completions_per_step / self.algo.mini_batch_size)
+        return self.algo.epochs * math.ceil(minibatches / self.trainer.grad_accum)
+
+    @property
+    def rollout_forwards(self) -> tuple[bool, bool]:
+        """Whether a rollout runs the policy forward and the reference forward (trainer and planner agree).
+
+        With one optimiser step per batch every update forward sees the sampling-time weights, so its own
+        detached log-probs are the old log-probs: the rollout's policy forward is only needed for values,
+        a KL penalty in the reward or the exact (full-vocabulary) KL. A KL coefficient of 0 (which an
+        adaptive controller keeps at 0) needs no reference forward, nor the frozen copy.
+        """
+        from rlhf.algos import ADVANTAGE_ESTIMATORS
+
+        estimator = ADVANTAGE_ESTIMATORS.get(self.algo.name)
+        reference = self.algo.kl.coef > 0
+        policy = (self.optimizer_steps_per_step > 1 or estimator.needs_value_head
+                  or (reference and (estimator.kl_in_reward or self.algo.kl.is_full)))
+        return policy, reference
 
     def to_yaml(self) -> str:
         """The resolved profile as YAML that :func:`load_profile` reads back to an equal Profile."""
@@ -429,7 +511,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ProfileError(f"{path}: invalid YAML: {exc}") from exc
     if data is None:
-        return {}
+        raise ProfileError(f"{path}: the profile file is empty; a profile is a mapping of sections, e.g. "
+                           "`extends: tiny-gpt2` followed by the keys it changes")
     if not isinstance(data, dict):
         raise ProfileError(f"{path}: a profile must be a mapping of sections, got {type(data).__name__}")
     return data
@@ -523,7 +606,24 @@ def _origin(loc: tuple, origins: dict[tuple, str]) -> str:
     for n in range(len(loc), 0, -1):
         if loc[:n] in origins:
             return origins[loc[:n]]
-    return "defaults"
+    below = sorted({source for key, source in origins.items() if key[:len(loc)] == loc and len(key) > len(loc)})
+    return " and ".join(below) if loc and below else "defaults"
+
+
+_KEY_IN_MESSAGE = re.compile(r"\b([a-z_]+(?:\.[a-z_0-9]+)+)\b")
+
+
+def _cross_field_origin(loc: tuple, message: str, origins: dict[tuple, str]) -> str:
+    """Who set the keys a cross-field rule names (``algo.mini_batch_size (3) must divide ...``).
+
+    A rule on a whole section has no single key, so the keys it names in its message say which files or
+    ``--set`` overrides to blame; keys left at their defaults are not listed.
+    """
+    named = [tuple(key.split(".")) for key in _KEY_IN_MESSAGE.findall(message)]
+    named = [key if key[0] in Profile.model_fields else (*loc, *key[1:]) for key in named]
+    blamed = [f"{'.'.join(key)} from {where}" for key in dict.fromkeys(named)
+              if (where := _origin(key, origins)) != "defaults"]
+    return "; ".join(blamed) or _origin(loc, origins)
 
 
 def _explain(exc: ValidationError, origins: dict[tuple, str]) -> str:
@@ -542,8 +642,32 @@ def _explain(exc: ValidationError, origins: dict[tuple, str]) -> str:
             message = error["msg"].removeprefix("Value error, ")
             value = error.get("input")
             shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            if isinstance(value, dict) and error["type"] == "value_error":  # a rule across keys
+                where = _cross_field_origin(loc, message, origins)
             lines.append(f"{where}: {key}: {message}{shown}")
     return "invalid profile:\n  " + "\n  ".join(lines)
+
+
+# What `rlhf run --resume` may change: how long to go on, the learning rate and clipping (the usual fix for
+# a diverged run; the trainer applies them on resume), logging and checkpoint cadence, reward handling.
+# Everything else shapes the model, optimizer state, schedule or prompt stream saved in the checkpoint.
+RESUMABLE_KEYS = (
+    "description", "trainer.steps", "trainer.learning_rate", "trainer.max_grad_norm", "trainer.checkpoint_every",
+    "trainer.checkpoint_every_tokens", "trainer.keep_checkpoints", "trainer.sample_every", "trainer.log_with",
+    "trainer.eval_samples", "trainer.eval_best_of", "trainer.nonfinite_rewards",
+)
+
+
+def check_resume_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """``ProfileError`` for a ``--set`` that a resumed run cannot honour (it names what may change)."""
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        if key not in RESUMABLE_KEYS:
+            raise ProfileError(
+                f"--resume with --set {text}: {key} is fixed by the checkpoint (model, optimizer, scheduler, "
+                f"prompts and rewards are restored as saved); on resume only these may change: "
+                f"{', '.join(RESUMABLE_KEYS)}. Start a new run to change {key}."
+            )
 
 
 def load_profile(name_or_path: str | Path = "tiny-gpt2", overrides: list[str] | tuple[str, ...] = ()) -> Profile:

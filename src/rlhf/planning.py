@@ -43,6 +43,7 @@ class Architecture:
     num_kv_heads: int
     tie_embeddings: bool
     mlp_gated: bool
+    learned_positions: int = 0  # GPT-2's learned position embeddings (rotary models have none)
 
     @property
     def head_dim(self) -> int:
@@ -61,7 +62,8 @@ class Architecture:
 
     @property
     def embedding_params(self) -> int:
-        return self.vocab_size * self.hidden_size * (1 if self.tie_embeddings else 2)
+        tokens = self.vocab_size * (1 if self.tie_embeddings else 2) + self.learned_positions
+        return tokens * self.hidden_size
 
 
 LLAMA_3_8B = Architecture(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_layers=32,
@@ -73,7 +75,7 @@ KNOWN = {  # so the big profiles can be planned offline
     "meta-llama/Meta-Llama-3-8B": LLAMA_3_8B,
     "meta-llama/Meta-Llama-3-70B-Instruct": LLAMA_3_70B,
     "meta-llama/Meta-Llama-3-70B": LLAMA_3_70B,
-    "gpt2": Architecture(50257, 768, 3072, 12, 12, 12, True, False),
+    "gpt2": Architecture(50257, 768, 3072, 12, 12, 12, True, False, learned_positions=1024),
     "distilbert/distilroberta-base": Architecture(50265, 768, 3072, 6, 12, 12, True, False),
 }
 
@@ -90,6 +92,7 @@ def architecture_from_config(config: dict) -> Architecture:
         num_layers=get("num_hidden_layers", "n_layer"), num_heads=heads,
         num_kv_heads=config.get("num_key_value_heads") or heads,
         tie_embeddings=config.get("tie_word_embeddings", True), mlp_gated=gated,
+        learned_positions=config.get("n_positions") or 0 if config.get("model_type") == "gpt2" else 0,
     )
 
 
@@ -208,6 +211,7 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
     """
     model, rollout, algo = profile.model, profile.rollout, profile.algo
     dtype_bytes = _BYTES[model.dtype]
+    policy_forward, reference_forward = profile.rollout_forwards
     fsdp = profile.trainer.fsdp_options if profile.trainer.strategy == "fsdp" else None
     shards = gpus if fsdp is not None else 1
     offload = fsdp is not None and fsdp.cpu_offload
@@ -229,7 +233,10 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
     else:
         trainable = arch.linear_params + arch.embedding_params
         rows.append(row("grads + AdamW", trainable * (dtype_bytes + 8) / GIB, "all weights trainable"))
-        rows.append(row("reference model", trainable * dtype_bytes / GIB, "frozen copy"))
+        if reference_forward:
+            rows.append(row("reference model", trainable * dtype_bytes / GIB, "frozen copy"))
+        else:
+            rows.append(("all", "reference model", 0.0, "KL coefficient 0: never loaded"))
     rows += reward_model_rows(profile)  # not sharded: each process scores its own completions
     rows.append(("all", "CUDA context + allocator margin", CUDA_CONTEXT_GIB, "fixed"))
     if fsdp is not None and shards > 1:
@@ -238,7 +245,9 @@ def plan_memory(profile: Profile, arch: Architecture, gpu_gib: float = 40.0, pro
     kv = 2 * arch.num_layers * arch.num_kv_heads * arch.head_dim * seq * micro * 2
     rows.append(("generate", "KV cache", kv / GIB, f"{micro} sequences x {seq} tokens"))
     logits = (rollout.max_new_tokens + 1) * arch.vocab_size * 4
-    rows.append(("score", "logits (policy, reference)", 2 * micro * logits / GIB, f"{micro} sequences, fp32 + log-softmax"))
+    scored = [name for name, runs in zip(("policy", "reference"), (policy_forward, reference_forward)) if runs]
+    rows.append(("score", f"logits ({', '.join(scored) or 'no forward: skipped'})", len(scored) * micro * logits / GIB,
+                 f"{micro} sequences, fp32 + log-softmax"))
     mini = algo.mini_batch_size
     rows.append(("update", "logits", 3 * mini * logits / GIB, f"{mini} sequences, fp32 + log-softmax + grad"))
     per_layer = seq * mini * arch.hidden_size * (34 + 5 * arch.num_heads * seq / arch.hidden_size)

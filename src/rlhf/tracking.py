@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from rlhf.fsutil import names_path
+
 STATS_FILE = "training_stats.csv"
 SAMPLES_FILE = "generated_outputs.csv"
 SAMPLE_COLUMNS = ["step", "prompt", "completion", "reward"]
@@ -31,6 +33,17 @@ def truncate_csv(path: Path, last_step: int) -> None:
 def read_csv(path: Path) -> list[dict[str, str]]:
     with Path(path).open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def wandb_names(config: dict, run_dir: Path) -> tuple[str, str]:
+    """``(project, run name)`` from the profile's ``trainer.wandb_project``/``wandb_run_name`` (a dumped
+    profile); the run name defaults to the run folder's name.
+
+    >>> wandb_names({"trainer": {"wandb_project": "reviews", "wandb_run_name": None}}, Path("out/run-1"))
+    ('reviews', 'run-1')
+    """
+    trainer = config.get("trainer", {})
+    return trainer.get("wandb_project") or "rlhf", trainer.get("wandb_run_name") or Path(run_dir).name
 
 
 class Tracker:
@@ -62,7 +75,8 @@ class Tracker:
                 import wandb
             except ImportError as exc:
                 raise ImportError("trainer.log_with includes 'wandb': pip install 'rlhf[wandb]'") from exc
-            self._wandb = wandb.init(project="rlhf", dir=str(run_dir), config=config, resume="allow")
+            project, name = wandb_names(config or {}, run_dir)
+            self._wandb = wandb.init(project=project, name=name, dir=str(run_dir), config=config, resume="allow")
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.enabled:
@@ -73,7 +87,7 @@ class Tracker:
             if self._columns is None:
                 self._columns = list(row)
             new = not path.exists()
-            with path.open("a", newline="", encoding="utf-8") as f:
+            with names_path(path), path.open("a", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=self._columns, extrasaction="ignore")
                 if new:
                     writer.writeheader()
@@ -90,7 +104,7 @@ class Tracker:
             return
         path = self.meta / SAMPLES_FILE
         new = not path.exists()
-        with path.open("a", newline="", encoding="utf-8") as f:
+        with names_path(path), path.open("a", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             if new:
                 writer.writerow(SAMPLE_COLUMNS)
@@ -101,3 +115,16 @@ class Tracker:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def tensorboard_callback(log_dir: str | Path):
+    """A transformers ``TrainerCallback`` writing TensorBoard events to ``log_dir`` (the TRL-backed stages).
+
+    transformers 5 dropped ``TrainingArguments.logging_dir``: without this, events would go to
+    ``<output_dir>/runs/<date>_<host>`` (or the process's working directory after training ended).
+    """
+    from transformers.integrations import TensorBoardCallback
+
+    callback = TensorBoardCallback()
+    callback.logging_dir = str(log_dir)
+    return callback

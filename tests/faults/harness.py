@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Fault:
     keeps: Callable[[Path], None] | None = None  # asserts that finished work survived
     subprocess: bool = False  # run as a real process (signals, interpreter-level output)
     env: dict[str, str] = field(default_factory=dict)
+    # in-process only: a context manager made from the test's folder that is active during the run, e.g. a
+    # ``unittest.mock.patch`` that makes a write fail with ENOSPC (what cannot be staged on a real disk)
+    patch: Callable[[Path], AbstractContextManager] | None = None
 
 
 @dataclass
@@ -83,7 +87,8 @@ def check_fault(fault: Fault, tmp_path: Path) -> Outcome:
     if fault.setup is not None:
         fault.setup(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in fault.args]
-    outcome = invoke(args, in_subprocess=fault.subprocess, env=fault.env)
+    with fault.patch(tmp_path) if fault.patch is not None else nullcontext():
+        outcome = invoke(args, in_subprocess=fault.subprocess, env=fault.env)
     assert_clean_failure(outcome, fault.exit_code, [n.replace("{tmp}", str(tmp_path)) for n in fault.needles])
     if fault.keeps is not None:
         fault.keeps(tmp_path)

@@ -113,3 +113,30 @@ def test_reward_models_are_counted_in_the_plan(tmp_path):
     assert not any("reward 1" in what for what in rows)  # the length reward has no model
     a100 = {what: gib for _, what, gib, _ in plan_memory(load_profile("a100-8b"), LLAMA_3_8B).rows}
     assert 0.25 < a100["reward 0 model (classifier)"] < 0.35  # distilroberta-base, 82 M params in fp32
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "bench-grpo-small"])
+def test_plan_of_tiny_profiles_matches_the_tensors_a_cpu_step_holds(name, tmp_path):
+    """Weights, grads + AdamW and the reference copy on paper vs the tensors after a real step, within 5%.
+
+    bench-grpo-small has KL coefficient 0: the plan says no reference copy, and the run loads none.
+    """
+    import torch
+
+    from rlhf.planning import resolve_architecture
+    from rlhf.rl.trainer import Trainer
+
+    profile = load_profile(name, ["trainer.log_with=[csv]", "algo.name=grpo", "rollout.num_generations=4",
+                                  "rollout.batch_size=2", "algo.mini_batch_size=8"])
+    trainer = Trainer(profile, tmp_path)
+    trainer.train_step()
+    nbytes = lambda tensors: sum(t.numel() * t.element_size() for t in tensors)  # noqa: E731
+    weights = nbytes(trainer.policy.model.parameters())
+    grads = nbytes(trainer.policy.trainable_parameters())  # held from backward to the optimizer step
+    adam = nbytes(t for state in trainer.optimizer.state.values() for t in state.values() if t.dim() > 0)
+    ref = nbytes(trainer.policy.__dict__["_ref_model"].parameters()) if trainer.policy.reference_loaded else 0
+    assert trainer.policy.reference_loaded == (profile.algo.kl.coef > 0)
+    rows = {what: gib * GIB for _, what, gib, _ in plan_memory(profile, resolve_architecture(profile)).rows}
+    assert rows["weights (linear layers)"] + rows["weights (embeddings, lm_head)"] == pytest.approx(weights, rel=0.05)
+    assert rows["grads + AdamW"] == pytest.approx(grads + adam, rel=0.05)
+    assert rows["reference model"] == pytest.approx(ref, rel=0.05)

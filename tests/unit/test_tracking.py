@@ -30,3 +30,13 @@ def test_tensorboard_events_are_written(tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [e.value for e in events.Scalars("objective/kl")] == [0.25]
+
+
+def test_wandb_names_come_from_the_profile(tmp_path):
+    from rlhf.config import load_profile
+    from rlhf.tracking import wandb_names
+
+    default = load_profile("tiny-gpt2").model_dump(mode="json")
+    assert wandb_names(default, tmp_path / "run-7") == ("rlhf", "run-7")
+    named = load_profile("tiny-gpt2", ["trainer.wandb_project=reviews", "trainer.wandb_run_name=ppo-a"])
+    assert wandb_names(named.model_dump(mode="json"), tmp_path / "run-7") == ("reviews", "ppo-a")

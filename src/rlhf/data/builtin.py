@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import resources
 
-from rlhf.data.corpus import labelled_review_sentences, review_sentences
+from rlhf.data.corpus import labelled_review_sentences, review_conversations, review_preference_pairs, review_sentences
 from rlhf.registry import Registry
 
 BUILTIN_SETS: Registry[Callable[[], list[dict]]] = Registry("builtin record set")
@@ -71,6 +71,18 @@ def reviews() -> list[dict]:
 def reviews_labelled() -> list[dict]:
     """2000 generated review sentences with sentiment (columns ``text``, ``label``: 1 positive, 0 negative)."""
     return [{"text": text, "label": label} for text, label in labelled_review_sentences(2000, seed=0)]
+
+
+@BUILTIN_SETS.register("review-pairs")
+def review_pairs() -> list[dict]:
+    """2000 generated preference pairs (columns ``prompt``, ``chosen``: positive ending, ``rejected``: negative)."""
+    return review_preference_pairs(2000, seed=0)
+
+
+@BUILTIN_SETS.register("chat-reviews")
+def chat_reviews() -> list[dict]:
+    """600 generated conversations (column ``messages``: system, user, assistant turns) for chat-format SFT."""
+    return review_conversations(600, seed=0)
 
 
 def load_builtin(name: str) -> list[dict]:

@@ -82,3 +82,53 @@ def labelled_review_sentences(n: int = 2000, seed: int = 0) -> list[tuple[str, i
         rows.append((_fill(rng.choice(templates), rng), label))
     rng.shuffle(rows)
     return rows
+
+
+_PAIR_TEMPLATES = [  # (prompt, completion): the completion starts with a space, on a token boundary
+    ("{Subj} was", " {adv} {word}."),
+    ("{Subj} is", " {word} and {word2}."),
+    ("{Person} thought {subj} was", " {word}, {adv} {word2}."),
+    ("{Opener} {subj} felt", " {adv} {word} from start to finish."),
+]
+
+
+def review_preference_pairs(n: int = 2000, seed: int = 0) -> list[dict]:
+    """``n`` preference pairs ``{prompt, chosen, rejected}``: one review opening, a positive and a negative ending.
+
+    The two endings share the template and differ in their sentiment words, so a pair is decided by
+    sentiment alone (the DPO and pairwise reward-model demo data).
+
+    >>> sorted(review_preference_pairs(1)[0])
+    ['chosen', 'prompt', 'rejected']
+    """
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        prompt, ending = rng.choice(_PAIR_TEMPLATES)
+        subj, person, opener, adv = (rng.choice(SUBJECTS), rng.choice(PEOPLE), rng.choice(OPENERS),
+                                     rng.choice(ADVERBS))
+        prompt = prompt.format(Subj=subj.capitalize(), subj=subj, Person=person.capitalize(), Opener=opener)
+        chosen = ending.format(adv=adv, word=rng.choice(POSITIVE), word2=rng.choice(POSITIVE))
+        rejected = ending.format(adv=adv, word=rng.choice(NEGATIVE), word2=rng.choice(NEGATIVE))
+        pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    return pairs
+
+
+def review_conversations(n: int = 600, seed: int = 0) -> list[dict]:
+    """``n`` chats ``{messages: [system, user, assistant]}``: a request for a positive or negative review and
+    a review of that sentiment (TRL's conversational format, for chat-format SFT).
+
+    >>> [m["role"] for m in review_conversations(1)[0]["messages"]]
+    ['system', 'user', 'assistant']
+    """
+    rng = random.Random(seed)
+    chats = []
+    for i in range(n):
+        positive = i % 2 == 0
+        request = f"Write a {'positive' if positive else 'negative'} review of {rng.choice(SUBJECTS)}."
+        review = _fill(rng.choice(_POSITIVE_TEMPLATES if positive else _NEGATIVE_TEMPLATES), rng)
+        chats.append({"messages": [{"role": "system", "content": "You write one-sentence movie reviews."},
+                                   {"role": "user", "content": request},
+                                   {"role": "assistant", "content": review}]})
+    rng.shuffle(chats)
+    return chats

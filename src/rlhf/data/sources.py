@@ -131,10 +131,27 @@ def _load_file(path: Path, source: str) -> list[dict]:
         )
     if not path.is_file():
         raise ValueError(f"data source {source!r}: no such file {str(path)!r} (relative to {Path.cwd()})")
+    try:
+        return _read_file(path, suffix, source)
+    except UnicodeDecodeError as exc:
+        binary = b"\0" in exc.object[:4096]
+        kind = "it holds binary data" if binary else f"byte {exc.object[exc.start]:#04x} is not UTF-8"
+        raise ValueError(
+            f"data source {source!r}: cannot read file {str(path)!r} as UTF-8 text ({kind}); "
+            f"give a UTF-8 {suffix} file (e.g. convert with `iconv -f latin1 -t utf-8`)"
+        ) from None
+
+
+def _read_file(path: Path, suffix: str, source: str) -> list[dict]:
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(
+                f"data source {source!r}: file {str(path)!r} is not a readable parquet file: {exc}"
+            ) from None
     if suffix == ".csv":
         import pandas as pd
 

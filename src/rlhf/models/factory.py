@@ -5,7 +5,7 @@ A tiny ``random_init`` model is built from a config, saved to the cache folder a
 ``prepare_model_for_kbit_training``, peft LoRA and gradient checkpointing.
 
 With LoRA the reference model is the policy with its adapters disabled (no second copy in memory);
-without LoRA it is a frozen copy. :meth:`Policy.reference_logits` hides which.
+without LoRA it is a frozen copy, loaded on first use. :meth:`Policy.reference_logits` hides which.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 
 from rlhf.config import ModelConfig, RandomInit
 from rlhf.fsutil import atomic_directory
+from rlhf.models.layers import check_model_options
 from rlhf.models.policy import VALUE_HEAD_FILE, Policy, ValueHead
 from rlhf.models.tokenizer import cache_dir, load_tokenizer
 
@@ -61,7 +62,7 @@ def materialize_random_model(spec: RandomInit, tokenizer_name: str, *, seed: int
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    tokenizer = load_tokenizer(tokenizer_name)
+    tokenizer = load_tokenizer(tokenizer_name, require_eos=task == "causal-lm")  # encoders may have no EOS
     key = json.dumps([spec.model_dump(), tokenizer_name, len(tokenizer), seed, task, num_labels], sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"random-{spec.arch}-{task}-{digest}"
@@ -137,9 +138,9 @@ def keep_4bit_trainable_on_cpu(model: nn.Module) -> int:
     return len(layers)
 
 
-def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
-    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
-    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+def prepare_for_adapters(model: nn.Module, cfg: ModelConfig) -> nn.Module:
+    """Get a loaded base model ready for LoRA training: k-bit preparation or input grads for checkpointing."""
+    from peft import prepare_model_for_kbit_training
 
     if cfg.quantization is not None:  # fp32 norms, input grads and checkpointing for k-bit training
         model = prepare_model_for_kbit_training(
@@ -148,16 +149,30 @@ def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | 
         )
     elif cfg.gradient_checkpointing:
         model.enable_input_require_grads()  # LoRA on frozen embeddings: checkpointed blocks need grad inputs
-    if adapter_dir is not None:
-        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    return model
+
+
+def lora_config(cfg: ModelConfig, model: nn.Module):
+    """The peft ``LoraConfig`` of the profile's ``model.lora`` (causal LM) for ``model``."""
+    from peft import LoraConfig
+
     from transformers.pytorch_utils import Conv1D
 
     lora = cfg.lora
     # GPT-2 stores its linear layers as Conv1D (weight transposed): tell LoRA so, rather than let peft guess.
     conv1d = any(isinstance(m, Conv1D) for m in model.modules())
-    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
-                        target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
-    return get_peft_model(model, config)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, fan_in_fan_out=conv1d,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM", bias="none")
+
+
+def _add_adapters(model: nn.Module, cfg: ModelConfig, adapter_dir: str | Path | None) -> nn.Module:
+    """Wrap ``model`` with new LoRA adapters, or with the ones saved in ``adapter_dir`` (trainable)."""
+    from peft import PeftModel, get_peft_model
+
+    model = prepare_for_adapters(model, cfg)
+    if adapter_dir is not None:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    return get_peft_model(model, lora_config(cfg, model))
 
 
 def model_source(cfg: ModelConfig, seed: int = 0) -> Path | str:
@@ -174,6 +189,7 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     if cfg.quantization is not None and cfg.lora is None:
         raise ValueError("model.quantization needs model.lora: quantised weights cannot be trained directly")
     source = model_source(cfg, seed)
+    check_model_options(cfg, source)  # before the weights load: a wrong LoRA target or quantisation fails fast
     if adapter_dir is not None and cfg.lora is None:
         source = adapter_dir  # a full fine-tuned model was saved there
     model = load_causal_lm(source, cfg, device, quant_storage)
@@ -187,7 +203,9 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
     if cfg.lora is not None:
         model = _add_adapters(model, cfg, adapter_dir)
     else:
-        ref_model = load_causal_lm(model_source(cfg, seed), cfg, device).eval().requires_grad_(False)
+        def ref_model() -> nn.Module:  # loaded on first use: never, when the KL coefficient is 0
+            ref = load_causal_lm(model_source(cfg, seed), cfg, device).eval().requires_grad_(False)
+            return ref.to(device) if device is not None and cfg.quantization is None else ref
     value_head = None
     if with_value_head:
         value_head = ValueHead(model.config.hidden_size if hasattr(model.config, "hidden_size")
@@ -200,8 +218,6 @@ def build_policy(cfg: ModelConfig, *, with_value_head: bool, seed: int = 0,
             value_head.to(device)
     if device is not None and cfg.quantization is None:
         model.to(device)
-        if ref_model is not None:
-            ref_model.to(device)
     return Policy(model, value_head, ref_model, uses_lora=cfg.lora is not None)
 
 

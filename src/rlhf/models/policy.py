@@ -1,12 +1,13 @@
 """The trained network: causal LM (+ LoRA) + optional value head, and the reference it is compared with.
 
 With LoRA the reference model is the policy with its adapters disabled (no second copy in memory);
-without LoRA it is a frozen copy. :meth:`Policy.reference_logits` hides which.
+without LoRA it is a frozen copy, loaded on first use (a run with KL coefficient 0 never loads it).
+:meth:`Policy.reference_logits` hides which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +50,14 @@ class ForwardOutput:
 class Policy(nn.Module):
     """The trained network: causal LM (+ LoRA) + optional value head + a way to get reference outputs."""
 
-    def __init__(self, model: nn.Module, value_head: ValueHead | None, ref_model: nn.Module | None,
-                 uses_lora: bool) -> None:
+    def __init__(self, model: nn.Module, value_head: ValueHead | None,
+                 ref_model: nn.Module | Callable[[], nn.Module] | None, uses_lora: bool) -> None:
         super().__init__()
         self.model = model
         self.value_head = value_head
         self.uses_lora = uses_lora
-        # A frozen reference outside the module tree, so it is neither trained, saved nor wrapped by DDP.
+        # A frozen reference outside the module tree, so it is neither trained, saved nor wrapped by DDP;
+        # a callable loads it on first use.
         self.__dict__["_ref_model"] = ref_model
         self._captured: torch.Tensor | None = None
         self.model.get_output_embeddings().register_forward_hook(self._capture_hidden)
@@ -81,7 +83,14 @@ class Policy(nn.Module):
             with self.model.disable_adapter():
                 yield self.model
         else:
+            if callable(self.__dict__["_ref_model"]) and not isinstance(self.__dict__["_ref_model"], nn.Module):
+                self.__dict__["_ref_model"] = self.__dict__["_ref_model"]()
             yield self.__dict__["_ref_model"]
+
+    @property
+    def reference_loaded(self) -> bool:
+        """False while a frozen reference copy has not been needed yet (always True with LoRA)."""
+        return self.uses_lora or isinstance(self.__dict__["_ref_model"], nn.Module)
 
     @torch.no_grad()
     def reference_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -1,8 +1,10 @@
-"""Tokenizers: the offline ``builtin-bpe`` and anything ``AutoTokenizer`` can load.
+"""Tokenizers: the offline ``builtin-bpe`` and ``builtin-wordpiece``, and anything ``AutoTokenizer`` loads.
 
 ``builtin-bpe`` is a byte-level BPE trained with ``tokenizers`` on the generated review corpus. Byte-level
-means every Unicode string round-trips exactly. It is trained once, saved to the cache folder and loaded
-back through ``AutoTokenizer.from_pretrained`` like any hub tokenizer.
+means every Unicode string round-trips exactly. ``builtin-wordpiece`` is a BERT-style WordPiece trained on
+the same corpus, for encoder reward models (``random_init: {arch: bert}``): like distilbert's it wraps each
+text as ``[CLS] ... [SEP]`` and has no EOS token. Each is trained once, saved to the cache folder and
+loaded back through ``AutoTokenizer.from_pretrained`` like any hub tokenizer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rlhf.data.corpus import review_sentences
 from rlhf.fsutil import atomic_directory
 
 BUILTIN_BPE = "builtin-bpe"
+BUILTIN_WORDPIECE = "builtin-wordpiece"
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
 _BUILTIN_VERSION = 1
@@ -64,6 +67,37 @@ def builtin_tokenizer_dir(vocab_size: int = 1024) -> Path:
     return target
 
 
+def train_builtin_wordpiece(vocab_size: int = 1024):
+    """Train a cased BERT WordPiece on the generated corpus (deterministic) and wrap it for transformers."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=False)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    wordpiece.train_from_iterator(review_sentences(4000, seed=1234) + _EXTRA_SENTENCES, trainer=trainer)
+    cls, sep = wordpiece.token_to_id("[CLS]"), wordpiece.token_to_id("[SEP]")
+    # Encoders score the first position: [CLS] must start every text (and [SEP] close it), as in BERT.
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", padding_side="right", model_max_length=512,
+    )
+
+
+def builtin_wordpiece_dir(vocab_size: int = 1024) -> Path:
+    """Build (once) and return the folder holding the built-in WordPiece tokenizer."""
+    target = cache_dir() / "tokenizers" / f"{BUILTIN_WORDPIECE}-v{_BUILTIN_VERSION}-{vocab_size}"
+    if not (target / "tokenizer.json").exists():
+        with atomic_directory(target) as tmp:
+            train_builtin_wordpiece(vocab_size).save_pretrained(tmp)
+    return target
+
+
 def load_tokenizer(name_or_path: str, *, padding_side: str = "left", require_eos: bool = True):
     """A tokenizer by name: ``builtin-bpe``, a hub name or a local folder, with a PAD token set.
 
@@ -72,13 +106,14 @@ def load_tokenizer(name_or_path: str, *, padding_side: str = "left", require_eos
     """
     from transformers import AutoTokenizer
 
-    source = str(builtin_tokenizer_dir()) if name_or_path == BUILTIN_BPE else name_or_path
+    builtin = {BUILTIN_BPE: builtin_tokenizer_dir, BUILTIN_WORDPIECE: builtin_wordpiece_dir}
+    source = str(builtin[name_or_path]()) if name_or_path in builtin else name_or_path
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as exc:
         raise ValueError(
-            f"could not load tokenizer {name_or_path!r}: {exc}. Use 'builtin-bpe', a local folder with "
-            "tokenizer files, or a hub name (needs network access)."
+            f"could not load tokenizer {name_or_path!r}: {exc}. Use 'builtin-bpe', 'builtin-wordpiece', a local "
+            "folder with tokenizer files, or a hub name (needs network access)."
         ) from exc
     if tokenizer.eos_token is None and require_eos:
         raise ValueError(f"tokenizer {name_or_path!r} has no eos_token; set one in its tokenizer_config.json")

@@ -125,3 +125,32 @@ def _unique_names(names: list[str]) -> list[str]:
             candidate = f"{name}_{count}"
         unique.append(candidate)
     return unique
+
+
+class DroppedStepGuard:
+    """With ``nonfinite_rewards: drop``: a warning when a step dropped every sample, an error after
+    ``patience`` such steps in a row (such a step cannot learn anything, and a run of them means the
+    reward is broken rather than unlucky).
+    """
+
+    def __init__(self, patience: int = 3) -> None:
+        self.patience = patience
+        self.in_a_row = 0
+
+    def check(self, scores: RewardScores) -> str | None:
+        """A warning to show once for this step, or ``None``; ``ValueError`` after ``patience`` steps."""
+        if bool(scores.valid.any()):
+            self.in_a_row = 0
+            return None
+        self.in_a_row += 1
+        broken = [name for name, values in scores.components.items() if bool(values.isnan().all())]
+        blame = f"reward(s) {broken}" if broken else "rewards"
+        if self.in_a_row >= self.patience:
+            raise ValueError(
+                f"trainer.nonfinite_rewards: drop dropped every sample for {self.in_a_row} steps in a row: the "
+                f"{blame} return NaN/inf (or abstain) for every completion. Fix the reward, or set "
+                "trainer.nonfinite_rewards: error to stop at the first bad value with the completion shown"
+            )
+        return (f"every one of the {scores.valid.numel()} samples of this step was dropped "
+                f"(trainer.nonfinite_rewards: drop; the {blame} returned NaN/inf), so the step learns nothing; "
+                f"the run stops after {self.patience} such steps in a row")

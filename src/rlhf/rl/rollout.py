@@ -2,7 +2,9 @@
 
 Prompts are left-padded so every completion starts at the same column; generation uses the KV cache
 and stops at EOS; tokens after the first EOS are padding and are masked out. Old policy log-probs,
-reference log-probs and values are computed in micro-batches without building a graph.
+reference log-probs and values are computed in micro-batches without building a graph, each only when
+the caller needs it: the update's own first forward gives the old log-probs when the policy does not
+change before it (one optimiser step per batch), and a KL coefficient of 0 needs no reference.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from rlhf.algos import full_kl, logprobs_from_logits
 from rlhf.config import RolloutConfig
 from rlhf.models.policy import Policy
+from rlhf.rl.sampling import sample_with_cache
 
 
 @dataclass
@@ -25,8 +28,8 @@ class RolloutBatch:
     input_ids: torch.Tensor  # (N, P + R) left-padded prompt + response
     attention_mask: torch.Tensor  # (N, P + R)
     response_mask: torch.Tensor  # (N, R) 1.0 on response tokens up to and including EOS
-    logprobs: torch.Tensor  # (N, R) policy log-probs at sampling time (the "old" log-probs)
-    ref_logprobs: torch.Tensor  # (N, R)
+    logprobs: torch.Tensor | None  # (N, R) policy log-probs at sampling time (None: not computed)
+    ref_logprobs: torch.Tensor | None  # (N, R) (None: not computed)
     values: torch.Tensor | None  # (N, R) critic values (PPO)
     full_kl: torch.Tensor | None = None  # (N, R) exact per-token KL to the reference (algo.kl.estimator full)
 
@@ -98,13 +101,19 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
     prompt_ids, prompt_mask = encoded.input_ids.to(device), encoded.attention_mask.to(device)
     generated = []
     for part in _micro_batches(len(prompts), cfg.micro_batch_size):
-        out = model.generate(
-            input_ids=prompt_ids[part], attention_mask=prompt_mask[part], do_sample=True,
-            max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_k=cfg.top_k, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, use_cache=True, synced_gpus=synced_gpus,
-        )
-        response = out[:, prompt_ids.shape[1]:]
+        # The lean loop stops when this process's sequences end; processes that must keep stepping together
+        # (blocks gathered per forward) use generate(synced_gpus=True): the same tokens.
+        if cfg.sampler == "lean" and not synced_gpus:
+            response = sample_with_cache(model, prompt_ids[part], prompt_mask[part], cfg, tokenizer.eos_token_id,
+                                         tokenizer.pad_token_id)
+        else:
+            out = model.generate(
+                input_ids=prompt_ids[part], attention_mask=prompt_mask[part], do_sample=True,
+                max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, temperature=cfg.temperature,
+                top_p=cfg.top_p, top_k=cfg.top_k, pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id, use_cache=True, synced_gpus=synced_gpus,
+            )
+            response = out[:, prompt_ids.shape[1]:]
         # Pad every micro-batch to max_new_tokens so they stack (generation may stop early at EOS).
         pad = cfg.max_new_tokens - response.shape[1]
         generated.append(torch.nn.functional.pad(response, (0, pad), value=tokenizer.pad_token_id))
@@ -115,11 +124,14 @@ def sample_responses(model, tokenizer, prompts: list[str], cfg: RolloutConfig,
 @torch.no_grad()
 def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: RolloutConfig,
                       with_values: bool, max_prompt_tokens: int | None = None,
-                      full_kl_direction: str | None = None, synced_gpus: bool = False) -> RolloutBatch:
+                      full_kl_direction: str | None = None, *, with_logprobs: bool = True,
+                      with_reference: bool = True, synced_gpus: bool = False) -> RolloutBatch:
     """Sample ``cfg.num_generations`` completions per prompt and score them under policy and reference.
 
-    ``full_kl_direction`` (``reverse``/``forward``) also computes the exact per-token KL over the vocabulary
-    from both models' logits, micro-batch by micro-batch (only ``(N, R)`` is kept).
+    The policy forward runs if ``with_logprobs`` or ``with_values``, the reference forward if
+    ``with_reference``; what is not computed is None in the batch. ``full_kl_direction``
+    (``reverse``/``forward``) also computes the exact per-token KL over the vocabulary from both models'
+    logits, micro-batch by micro-batch (only ``(N, R)`` is kept); it needs both forwards.
     """
     repeated = [p for p in prompts for _ in range(cfg.num_generations)]  # prompt-major groups
     was_training = policy.training
@@ -131,20 +143,25 @@ def generate_rollouts(policy: Policy, tokenizer, prompts: list[str], cfg: Rollou
 
     logprobs, ref_logprobs, values, kls = [], [], [], []
     for part in _micro_batches(len(repeated), cfg.micro_batch_size):
-        lp, v, logits = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
-                                          cfg.temperature, with_values)
-        ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
-        ref_lp, ref_logits = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
-        if full_kl_direction is not None:
-            kls.append(full_kl(logits, ref_logits, full_kl_direction))
-        logprobs.append(lp)
-        ref_logprobs.append(ref_lp)
-        values.append(v)
+        logits = None
+        if with_logprobs or with_values:
+            lp, v, logits = response_logprobs(policy, input_ids[part], attention_mask[part], cfg.max_new_tokens,
+                                              cfg.temperature, with_values)
+            logprobs.append(lp)
+            values.append(v)
+        if with_reference:
+            ref_logits = policy.reference_logits(input_ids[part], attention_mask[part], cfg.max_new_tokens + 1)
+            ref_lp, ref_logits = _tempered_logprobs(ref_logits, response[part], cfg.temperature)
+            ref_logprobs.append(ref_lp)
+            if full_kl_direction is not None:
+                assert logits is not None, "the exact KL needs the policy forward too"
+                kls.append(full_kl(logits, ref_logits, full_kl_direction))
     if was_training:
         policy.train()
     completions = tokenizer.batch_decode(response, skip_special_tokens=True)
     return RolloutBatch(
         prompts=repeated, completions=completions, input_ids=input_ids, attention_mask=attention_mask,
-        response_mask=response_mask, logprobs=torch.cat(logprobs), ref_logprobs=torch.cat(ref_logprobs),
+        response_mask=response_mask, logprobs=torch.cat(logprobs) if logprobs else None,
+        ref_logprobs=torch.cat(ref_logprobs) if ref_logprobs else None,
         values=torch.cat(values) if with_values else None, full_kl=torch.cat(kls) if kls else None,
     )

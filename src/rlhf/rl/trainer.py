@@ -37,13 +37,17 @@ from rlhf.rl.checkpoint import (
 )
 from rlhf.fsutil import atomic_directory
 from rlhf.config import Profile
+from rlhf.publish import write_model_card
 from rlhf.data import PromptSampler, load_prompts
+from rlhf.data.context import fit_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report, evaluate_run
 from rlhf.models.factory import build_policy, merge_lora
+from rlhf.models.layers import context_length
 from rlhf.preflight import check_before_run
 from rlhf.stages.pretrain import with_pretrained_policy
 from rlhf.stages.reward_model import run_reward_model_stage
 from rlhf.rewards import load_rewards
+from rlhf.rewards.composite import DroppedStepGuard
 from rlhf.rl.rollout import RolloutBatch, generate_rollouts, response_logprobs
 from rlhf.rl.strategies import make_strategy
 from rlhf.models.tokenizer import load_tokenizer
@@ -192,6 +196,13 @@ class Trainer:
         if self.accelerator.num_processes > 1:
             set_seed(profile.seed, device_specific=True)  # then each process samples its own completions
         self.prompts = load_prompts(profile.data, self.tokenizer, profile.seed)
+        context = context_length(policy.model.config)
+        fitted = fit_prompts(self.prompts, self.tokenizer, context, profile.rollout.max_new_tokens)
+        if fitted.num_cut and self.is_main:  # once per run, not per batch
+            self.console.print(f"[yellow]warning:[/] {fitted.warning(profile.rollout.max_new_tokens, context)}",
+                               soft_wrap=True, highlight=False)
+        self.prompts, self.max_prompt_tokens = fitted.prompts, fitted.max_prompt_tokens
+        self.dropped_guard = DroppedStepGuard()
         world = self.accelerator.num_processes
         self.sampler = PromptSampler(self.prompts, profile.rollout.batch_size * world, profile.seed)
         self.kl_ctl = make_kl_controller(profile.algo.kl.coef, profile.algo.kl.target, profile.algo.kl.horizon)
@@ -228,33 +239,38 @@ class Trainer:
 
     @property
     def optimizer_steps_per_step(self) -> int:
-        a = self.profile.algo
-        minibatches = math.ceil(self.profile.rollout.completions_per_step / a.mini_batch_size)
-        return a.epochs * math.ceil(minibatches / self.profile.trainer.grad_accum)
+        return self.profile.optimizer_steps_per_step
 
     # -------------------------------------------------------------------------------------- phases
 
     def rollout(self) -> RolloutBatch:
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         prompts = self.sampler.next_batch()[rank::world]
-        max_prompt = getattr(self.policy.model.config, "max_position_embeddings",
-                             getattr(self.policy.model.config, "n_positions", None))
-        limit = max_prompt - self.profile.rollout.max_new_tokens if max_prompt else None
+        policy_forward, reference_forward = self.rollout_forwards()
         kl = self.profile.algo.kl
         try:
             with self.strategy.generation(self.policy):
                 return generate_rollouts(self.policy, self.tokenizer, prompts, self.profile.rollout,
-                                         with_values=self.estimator.needs_value_head, max_prompt_tokens=limit,
+                                         with_values=self.estimator.needs_value_head,
+                                         max_prompt_tokens=self.max_prompt_tokens,
                                          full_kl_direction=kl.direction if kl.is_full else None,
+                                         with_logprobs=policy_forward, with_reference=reference_forward,
                                          synced_gpus=self.strategy.synced_generation)
         except RuntimeError as exc:  # torch.multinomial on NaN/inf probabilities
             if "inf" in str(exc) and "nan" in str(exc):
                 raise self._diverged("the next-token probabilities are not finite during sampling") from exc
             raise
 
+    def rollout_forwards(self) -> tuple[bool, bool]:
+        """Whether this step's rollout needs the policy forward and the reference forward (see the profile's)."""
+        return self.profile.rollout_forwards
+
     def score(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """Sequence rewards (N,); samples whose reward was dropped as non-finite get their mask zeroed."""
         result = self.reward(batch.prompts, batch.completions)
+        warning = self.dropped_guard.check(result)
+        if warning and self.is_main:
+            self.console.print(f"[yellow]warning:[/] step {self.step + 1}: {warning}", soft_wrap=True, highlight=False)
         scores = result.total.to(batch.response_mask.device)
         if not bool(result.valid.all()):
             valid = result.valid.to(scores.device)
@@ -265,9 +281,10 @@ class Trainer:
 
     def advantage(self, batch: RolloutBatch, scores: torch.Tensor):
         algo, mask = self.profile.algo, batch.response_mask
+        kl = None  # not computed at rollout time (see rollout_forwards); the update may measure it
         if algo.kl.is_full:
-            kl = batch.full_kl * mask  # (N, R) exact, computed at rollout from both distributions
-        else:
+            kl = batch.full_kl * mask if batch.full_kl is not None else None  # (N, R) exact, from the rollout
+        elif batch.logprobs is not None and batch.ref_logprobs is not None:
             kl = kl_estimate(batch.logprobs, batch.ref_logprobs, algo.kl.estimator) * mask  # (N, R)
         self.reward_moments.update(self.accelerator.gather(scores))  # every rank keeps the same statistics
         inputs = AdvantageInputs(
@@ -278,7 +295,7 @@ class Trainer:
             scale_rewards=algo.scale_rewards, whiten_rewards=algo.whiten_rewards,
         )
         advantages, returns = self.estimator(inputs)
-        return advantages, returns, kl.sum(-1)  # (N, R), (N, R) | None, (N,)
+        return advantages, returns, kl.sum(-1) if kl is not None else None  # (N, R), (N, R) | None, (N,) | None
 
     def update(self, batch: RolloutBatch, advantages: torch.Tensor, returns: torch.Tensor | None) -> dict:
         """``epochs`` passes of shuffled minibatches; ``grad_accum`` minibatches per optimiser step."""
@@ -368,11 +385,16 @@ class Trainer:
         logprobs, values, logits = response_logprobs(self.model, mb.input_ids, mb.attention_mask,
                                                      mb.response_length, self.profile.rollout.temperature,
                                                      with_values=returns is not None)
-        per_token, clipped = clipped_surrogate(logprobs, mb.logprobs, advantages, mask, *algo.clip_bounds)
+        # No rollout forward (see rollout_forwards): these weights are the sampling-time weights.
+        old_logprobs = mb.logprobs if mb.logprobs is not None else logprobs.detach()
+        per_token, clipped = clipped_surrogate(logprobs, old_logprobs, advantages, mask, *algo.clip_bounds)
         max_len = self.profile.rollout.max_new_tokens
         loss = aggregate_loss(per_token, mask, algo.loss_type, max_len)
         stats = {"loss/policy_avg": loss.detach(), "policy/clipfrac_avg": masked_mean(clipped, mask),
-                 "policy/approxkl_avg": approx_kl(logprobs.detach(), mb.logprobs, mask)}
+                 "policy/approxkl_avg": approx_kl(logprobs.detach(), old_logprobs, mask)}
+        if mb.logprobs is None and mb.ref_logprobs is not None:  # the sampling-time KL, free here
+            seq_kl = (kl_estimate(logprobs.detach(), mb.ref_logprobs, algo.kl.estimator) * mask).sum(-1)  # (B,)
+            stats["objective/kl"] = seq_kl.mean()
         if kl_in_loss:  # aggregated like the policy loss (TRL's convention)
             kl = self._loss_kl(mb, logprobs, logits)  # (B, R)
             loss = loss + self.kl_ctl.value * aggregate_loss(kl, mask, algo.loss_type, max_len)
@@ -417,18 +439,22 @@ class Trainer:
             update_stats = self.update(batch, advantages, returns)
         self._in_update = False
         kl_coef = self.kl_ctl.value
+        kl = seq_kl.mean() if seq_kl is not None else update_stats.pop("objective/kl", None)
         local = {
-            "objective/scores": scores.mean(), "objective/kl": seq_kl.mean(),
-            "objective/rlhf_reward": (scores - kl_coef * seq_kl).mean(),
+            "objective/scores": scores.mean(),
+            "objective/rlhf_reward": scores.mean() - kl_coef * kl if kl is not None else scores.mean(),
             "objective/response_length": batch.response_mask.sum(-1).mean(),
             "tokens": batch.response_mask.sum(), **update_stats,
         }
+        if kl is not None:  # None: KL coefficient 0, no reference forward (said once at start)
+            local["objective/kl"] = kl
         names = list(local)
         stacked = torch.stack([local[k].float().to(self.accelerator.device) for k in names])
         reduced = self.accelerator.reduce(stacked, reduction="mean").tolist()  # the one host sync of the step
         metrics = dict(zip(names, reduced))
         total_tokens = round(metrics.pop("tokens") * self.accelerator.num_processes)
-        self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
+        if "objective/kl" in metrics:
+            self.kl_ctl.update(metrics["objective/kl"], len(batch.prompts) * self.accelerator.num_processes)
         self.tokens_seen += total_tokens
         step_s = sum(timings.values())
         metrics.update(reward_metrics)
@@ -453,6 +479,9 @@ class Trainer:
             (self.run_dir / "profile.yaml").write_text(self.profile.to_yaml(), encoding="utf-8")
         metrics: dict[str, float] = {}
         self._in_update = False
+        if not self.rollout_forwards()[1] and self.is_main:
+            self.console.print("objective/kl is not computed (nor logged): algo.kl.coef is 0, so the reference "
+                               "forward is skipped", soft_wrap=True)
         with self._signals(), step_progress(self.console, t.steps, self.step, enabled=self.is_main) as progress:
             while self.step < t.steps:
                 try:
@@ -488,6 +517,9 @@ class Trainer:
         result = self._save_final(merge, metrics)
         if t.eval_samples and self.is_main:
             result.comparison = self.evaluate(t.eval_samples, t.eval_best_of)
+        if self.is_main:  # after the evaluation, so the card carries its summary
+            write_model_card(result.final_dir, self.profile, algorithm=self.profile.algo.name, metrics=metrics,
+                             steps=self.step, tokens=self.tokens_seen, run_dir=self.run_dir)
         return result
 
     def evaluate(self, samples: int, best_of: int = 1) -> Comparison:
@@ -590,14 +622,17 @@ def run(profile: Profile, *, output_dir: str | Path | None = None, resume_dir: s
     loads. A profile with a ``pretrain:`` section is pretrained first (once; cached) and trained from the
     result; a reward model that a ``reward_model:`` section produces is trained first (once; keyed).
     ``rewards`` (callables or specs) replace the profile's; ``on_step(metrics, samples)`` is called after
-    every step (the main process only).
+    every step (the main process only). A new run that fails before its first step leaves no run folder behind.
     """
     check_before_run(profile, console=console, profile_ref=profile_ref, output_dir=output_dir,
                      resume_dir=resume_dir, check_rewards=rewards is None)
+    parent = Path(output_dir or profile.trainer.output_dir)
+    if resume_dir is None and PartialState().is_main_process:
+        parent.mkdir(parents=True, exist_ok=True)  # an unusable --output-dir fails now, not after pretraining
     if resume_dir is None:
         profile = with_pretrained_policy(profile, console)
     run_reward_model_stage(profile, console)
-    run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, output_dir or profile.trainer.output_dir)
+    run_dir = Path(resume_dir) if resume_dir else new_run_dir(profile, parent)
     trainer = None
     try:
         trainer = Trainer(profile, run_dir, resume=resume_dir is not None, console=console, rewards=rewards,

@@ -10,7 +10,8 @@ blocks of exactly ``max_length`` tokens (the remainder is dropped), GPT-style. T
 every token counts in the loss. Training uses transformers' ``Trainer`` with float32 master weights
 (bf16 autocast only when ``pretrain.bf16``); all weights are trained, so ``model.lora`` and
 ``model.dtype`` only apply to the later RL stage. The output folder (model, tokenizer and
-``pretrain_metrics.json``) works as a later profile's ``model.name_or_path`` and ``model.tokenizer``.
+``pretrain_metrics.json``, TensorBoard events in ``tensorboard/``) works as a later profile's
+``model.name_or_path`` and ``model.tokenizer``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rlhf.models.factory import model_source
 from rlhf.stages.reward_model import quiet_progress, quiet_trainer
 from rlhf.fsutil import atomic_directory
 from rlhf.models.tokenizer import cache_dir, load_tokenizer
+from rlhf.tracking import tensorboard_callback
 
 METRICS_FILE = "pretrain_metrics.json"
 
@@ -67,12 +69,12 @@ def pretrain(profile: Profile, console=None) -> PretrainResult:
             per_device_eval_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
             learning_rate=cfg.learning_rate, bf16=cfg.bf16, use_cpu=not torch.cuda.is_available(),
             seed=profile.seed, data_seed=profile.seed, report_to=[], save_strategy="no", eval_strategy="no",
-            logging_strategy="steps" if console is not None else "no", logging_steps=10,
-            disable_tqdm=console is None,
+            logging_strategy="steps", logging_steps=10, disable_tqdm=console is None,
         )
         model.config.use_cache = False
         trainer = quiet_trainer(Trainer(model=model, args=args, train_dataset=_dataset(train_blocks),
-                                        eval_dataset=_dataset(eval_blocks), data_collator=default_data_collator),
+                                        eval_dataset=_dataset(eval_blocks), data_collator=default_data_collator,
+                                        callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")]),
                                 console)
         eval_loss_before = trainer.evaluate()["eval_loss"]
         output = trainer.train()
@@ -158,32 +160,49 @@ def _check_blocks(cfg: PretrainConfig, train_blocks: list, eval_blocks: list) ->
             )
 
 
+# Keys of `model:` that only the later stages use, with the values pretraining runs with.
+RL_ONLY_MODEL_KEYS = {"quantization": None, "lora": None, "gradient_checkpointing": False}
+
+
+def pretrained_dir(profile: Profile) -> Path:
+    """The cache folder of ``profile``'s pretrained model, keyed by what the pretraining depends on only.
+
+    The key covers the architecture (random init or starting folder), the tokenizer, the pretraining
+    settings except ``output_dir`` and the seed; not LoRA, quantisation, ``dtype`` (pretraining runs in
+    float32), gradient checkpointing or any RL section, so toggling those reuses the cached model.
+    """
+    model = profile.model
+    depends_on = {"name_or_path": model.name_or_path, "tokenizer": model.tokenizer,
+                  "random_init": model.random_init.model_dump(mode="json") if model.random_init else None,
+                  "trust_remote_code": model.trust_remote_code,
+                  "pretrain": profile.pretrain.model_dump(mode="json", exclude={"output_dir"}), "seed": profile.seed}
+    digest = hashlib.sha256(json.dumps(depends_on, sort_keys=True).encode()).hexdigest()[:12]
+    arch = model.random_init.arch if model.random_init else Path(model.name_or_path).name
+    return cache_dir() / "pretrained" / f"{arch}-pretrained-{digest}"
+
+
 def with_pretrained_policy(profile: Profile, console=None) -> Profile:
     """For a profile with a ``pretrain:`` section: pretrain once (cached), then point ``model`` at the result.
 
-    The cache folder is keyed by the model, the pretraining settings and the seed, so the demo pays for
-    pretraining on its first run only. Profiles without ``pretrain:`` are returned unchanged.
+    The cache folder (:func:`pretrained_dir`) is keyed by what pretraining depends on, so the demo pays
+    for pretraining on its first run only, whatever LoRA or RL settings change. The returned profile keeps
+    its own LoRA/quantisation for the next stage. Profiles without ``pretrain:`` are returned unchanged.
     """
     if profile.pretrain is None:
         return profile
     target = pretrained_dir(profile)
     if not is_pretrained(profile):
         with atomic_directory(target, replace=True) as tmp:
-            staged = profile.model_copy(update={"pretrain": profile.pretrain.model_copy(update={"output_dir": str(tmp)})})
+            # Pretraining trains every weight in float32: quantisation, LoRA and checkpointing are the RL stage's.
+            model = profile.model.model_copy(update=RL_ONLY_MODEL_KEYS)
+            staged = profile.model_copy(update={"model": model, "pretrain": profile.pretrain.model_copy(
+                update={"output_dir": str(tmp)})})
             result = pretrain(staged, console)
         if console is not None:
             console.print(f"pretrain: {summary(result.metrics)}; cached in {target}", soft_wrap=True)
     elif console is not None:
         console.print(f"pretrain: using the cached model in {target}")
     return pointed_at_pretrained(profile)
-
-
-def pretrained_dir(profile: Profile) -> Path:
-    """The cache folder of the profile's pretrained model, keyed by the model, the settings and the seed."""
-    key = json.dumps([profile.model.model_dump(mode="json"), profile.pretrain.model_dump(mode="json"),
-                      profile.seed], sort_keys=True)
-    arch = profile.model.random_init.arch if profile.model.random_init else Path(profile.model.name_or_path).name
-    return cache_dir() / "pretrained" / f"{arch}-pretrained-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def is_pretrained(profile: Profile) -> bool:

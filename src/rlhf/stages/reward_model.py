@@ -11,7 +11,8 @@ Texts are tokenized as TRL's ``RewardTrainer`` and the ``classifier`` reward (``
 default) do: EOS appended, then the tokenizer's own call truncated to ``max_length``, right padding. So
 the saved model scores RL completions the way it was trained; GPT-style models score the EOS position.
 The output folder loads with plain ``AutoModelForSequenceClassification`` and ``AutoTokenizer`` (LoRA
-adapters are merged before saving) and holds ``eval.json`` with the metrics.
+adapters are merged before saving) and holds ``eval.json`` with the metrics and TensorBoard events in
+``tensorboard/``.
 
 Inside ``rlhf run`` (:func:`run_reward_model_stage`) the stage runs when a reward's ``model`` is the
 section's ``output_dir``: once, keyed by the section's settings and the seed, as pretraining is.
@@ -19,6 +20,7 @@ section's ``output_dir``: once, keyed by the section's settings and the seed, as
 
 from __future__ import annotations
 
+import difflib
 import gc
 import json
 import math
@@ -36,6 +38,7 @@ from rlhf.data import check_columns, load_records
 from rlhf.fsutil import atomic_directory
 from rlhf.models.factory import materialize_random_model
 from rlhf.models.tokenizer import load_tokenizer
+from rlhf.tracking import tensorboard_callback
 
 EVAL_FILE = "eval.json"
 
@@ -50,12 +53,16 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None,
                        final_dir: str | Path | None = None) -> RewardModelResult:
     """Train, evaluate on the held-out split and save the reward model to ``cfg.output_dir``.
 
-    Metrics: ``pairwise_accuracy`` (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
+    Metrics: ``pairwise_accuracy`` (held-out), ``train_pairwise_accuracy`` and ``reward_margin`` (mean
+    chosen minus rejected score, held out) (pairwise) or ``accuracy`` and ``roc_auc`` (classifier), plus
     ``train_loss``, ``num_train``, ``num_eval`` and ``train_seconds``. ``final_dir``: where the folder will
     be moved to afterwards (for the printed summary; default ``cfg.output_dir``).
     """
+    check_data_columns(load_records(cfg.data), cfg)  # before the model loads: a wrong column fails fast
     with quiet_progress(console is None):
-        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=cfg.kind == "pairwise")
+        # Texts are tokenized here (EOS appended when the tokenizer has one), so encoders without an EOS
+        # token (BERT, distilbert: ``[CLS] ... [SEP]``) train in both kinds.
+        tokenizer = load_tokenizer(cfg.tokenizer, padding_side="right", require_eos=False)
         num_labels = 1 if cfg.kind == "pairwise" else cfg.num_labels
         model = _load_model(cfg, tokenizer, num_labels=num_labels, seed=seed)
         if cfg.lora is not None:
@@ -77,17 +84,22 @@ def train_reward_model(cfg: RewardModelConfig, seed: int = 0, console=None,
 
 @contextmanager
 def quiet_progress(enabled: bool = True):
-    """Hide transformers' loading/saving progress bars for the block (restored afterwards)."""
+    """Hide transformers' loading/saving and datasets' map progress bars for the block (restored afterwards)."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
+    datasets_enabled = datasets.is_progress_bar_enabled()  # TRL's dataset preparation (map/filter) bars
     if enabled:
         hf_logging.disable_progress_bar()
+        datasets.disable_progress_bars()
     try:
         yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
+        if datasets_enabled:
+            datasets.enable_progress_bars()
 
 
 def quiet_trainer(trainer, console):
@@ -143,8 +155,7 @@ def _training_args(args_class, cfg: RewardModelConfig, seed: int, console, **ext
         output_dir=str(cfg.output_dir), num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, seed=seed, data_seed=seed, bf16=False, fp16=False,
         use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
-        logging_strategy="steps" if console is not None else "no", logging_steps=10,
-        disable_tqdm=console is None, **extra,
+        logging_strategy="steps", logging_steps=10, disable_tqdm=console is None, **extra,
     )
 
 
@@ -183,13 +194,27 @@ def _train_pairwise(cfg: RewardModelConfig, model, tokenizer, seed: int, console
         "rejected_ids": encode(tokenizer, [r for _, r in train_pairs], cfg.max_length)["input_ids"]})
     # Already tokenized and truncated: max_length=None stops TRL from *dropping* longer pairs.
     args = _training_args(RewardConfig, cfg, seed, console, max_length=None, activation_checkpointing=False)
-    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                            callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")])
     output = quiet_trainer(trainer, console).train()
     chosen = score_texts(model, tokenizer, eval_chosen, cfg.max_length).squeeze(-1)  # (Nc,)
     rejected = score_texts(model, tokenizer, eval_rejected, cfg.max_length).squeeze(-1)  # (Nr,)
-    return {"pairwise_accuracy": pairwise_accuracy(chosen, rejected, paired), "train_loss": output.training_loss,
+    margins = chosen - rejected if paired else chosen.mean() - rejected.mean()
+    return {"pairwise_accuracy": pairwise_accuracy(chosen, rejected, paired),
+            "train_pairwise_accuracy": _train_accuracy(model, tokenizer, train_pairs, cfg.max_length),
+            "reward_margin": margins.mean().item(), "train_loss": output.training_loss,
             "num_train": len(train_pairs), "num_eval": len(chosen) if paired else len(chosen) * len(rejected),
             "train_seconds": output.metrics["train_runtime"]}
+
+
+def _train_accuracy(model, tokenizer, train_pairs: list[tuple[str, str]], max_length: int,
+                    limit: int = 512) -> float:
+    """Pairwise accuracy on (up to ``limit``) training pairs, beside the held-out one as the notebook reports:
+    a large gap between the two means the model memorised its pairs."""
+    pairs = train_pairs[:limit]
+    chosen = score_texts(model, tokenizer, [c for c, _ in pairs], max_length).squeeze(-1)  # (N,)
+    rejected = score_texts(model, tokenizer, [r for _, r in pairs], max_length).squeeze(-1)  # (N,)
+    return pairwise_accuracy(chosen, rejected, paired=True)
 
 
 def pairwise_accuracy(chosen: torch.Tensor, rejected: torch.Tensor, paired: bool) -> float:
@@ -211,13 +236,13 @@ def _pairwise_data(cfg: RewardModelConfig, seed: int):
     """``(train_pairs, eval_chosen, eval_rejected, paired)`` from pair columns or from labelled texts."""
     rng = random.Random(seed)
     records = load_records(cfg.data)
-    if cfg.chosen_column in records[0] and cfg.rejected_column in records[0]:
-        check_columns(records, [cfg.chosen_column, cfg.rejected_column], cfg.data)
-        pairs = [(str(r[cfg.chosen_column]), str(r[cfg.rejected_column])) for r in records]
+    if check_data_columns(records, cfg):
+        # A shared prompt (DPO-style data) is scored with each completion, as TRL's RewardTrainer does.
+        prompts = [str(r[cfg.prompt_column]) if cfg.prompt_column in r else "" for r in records]
+        pairs = [(p + str(r[cfg.chosen_column]), p + str(r[cfg.rejected_column])) for p, r in zip(prompts, records)]
         rng.shuffle(pairs)
         train, held_out = _split_group(pairs, cfg.eval_fraction, f"pairs in {cfg.data!r}")
         return train, [c for c, _ in held_out], [r for _, r in held_out], True
-    check_columns(records, [cfg.text_column, cfg.label_column], cfg.data)
     labels = [_int_label(r[cfg.label_column], cfg.label_column, i) for i, r in enumerate(records)]
     chosen = [str(r[cfg.text_column]) for r, label in zip(records, labels) if label == cfg.chosen_label]
     rejected = [str(r[cfg.text_column]) for r, label in zip(records, labels) if label != cfg.chosen_label]
@@ -235,6 +260,44 @@ def _pairwise_data(cfg: RewardModelConfig, seed: int):
     # Sampled with replacement: cheap for any data size, and never materialises all pairs.
     train_pairs = [(rng.choice(train_chosen), rng.choice(train_rejected)) for _ in range(cfg.num_pairs)]
     return train_pairs, eval_chosen, eval_rejected, False
+
+
+def check_data_columns(records: list[dict], cfg: RewardModelConfig) -> bool:
+    """``ValueError`` naming the profile key of a missing column; True when the data holds chosen/rejected pairs."""
+    present = list(dict.fromkeys(key for record in records for key in record))
+    has_chosen, has_rejected = cfg.chosen_column in present, cfg.rejected_column in present
+    if cfg.kind == "pairwise" and has_chosen != has_rejected:
+        found, missing = ("chosen", "rejected") if has_chosen else ("rejected", "chosen")
+        raise ValueError(
+            f"reward_model.data {cfg.data!r} has the {found} column {getattr(cfg, found + '_column')!r} but no "
+            f"{missing} column {getattr(cfg, missing + '_column')!r} (its columns are {present}): pairwise data "
+            f"needs both. Set reward_model.{missing}_column{_closest(getattr(cfg, missing + '_column'), present)}."
+        )
+    if cfg.kind == "pairwise" and has_chosen:
+        check_columns(records, [cfg.chosen_column, cfg.rejected_column], cfg.data)
+        return True
+    require_columns(records, cfg, ("text_column", "label_column"))
+    return False
+
+
+def require_columns(records: list[dict], cfg: RewardModelConfig, keys: tuple[str, ...]) -> None:
+    """``ValueError`` naming the ``reward_model.<key>`` whose column is missing and the closest real column."""
+    present = list(dict.fromkeys(key for record in records for key in record))
+    for key in keys:
+        column = getattr(cfg, key)
+        if column not in present:
+            raise ValueError(
+                f"reward_model.{key}={column!r} is not a column of {cfg.data!r}; its columns are {present}. "
+                f"Set reward_model.{key}{_closest(column, present)}"
+                + (" (or give chosen/rejected columns for pairwise data)" if cfg.kind == "pairwise" else "")
+            )
+    check_columns(records, [getattr(cfg, key) for key in keys], cfg.data)
+
+
+def _closest(column: str, present: list[str]) -> str:
+    """`` to 'labels'`` for the nearest present column name, or an empty string."""
+    close = difflib.get_close_matches(column, [str(p) for p in present], n=1, cutoff=0.5)
+    return f" to {close[0]!r}" if close else ""
 
 
 def _split_group(items: list, eval_fraction: float, what: str) -> tuple[list, list]:
@@ -265,7 +328,8 @@ def _train_classifier(cfg: RewardModelConfig, model, tokenizer, seed: int, conso
     from datasets import Dataset
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    records = load_records(cfg.data, [cfg.text_column, cfg.label_column])
+    records = load_records(cfg.data)
+    check_data_columns(records, cfg)
     rows = [(str(r[cfg.text_column]), _int_label(r[cfg.label_column], cfg.label_column, i))
             for i, r in enumerate(records)]
     found = sorted({label for _, label in rows})
@@ -282,8 +346,8 @@ def _train_classifier(cfg: RewardModelConfig, model, tokenizer, seed: int, conso
     dataset = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                                  "labels": [label for _, label in train]})
     args = _training_args(TrainingArguments, cfg, seed, console)
-    trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
+                      callbacks=[tensorboard_callback(Path(cfg.output_dir) / "tensorboard")])
     output = quiet_trainer(trainer, console).train()
     logits = score_texts(model, tokenizer, [text for text, _ in held_out], cfg.max_length)  # (N, num_labels)
     labels = torch.tensor([label for _, label in held_out])
@@ -305,7 +369,7 @@ def _roc_auc(labels: torch.Tensor, probs: torch.Tensor, num_labels: int) -> floa
 def _print_summary(console, cfg: RewardModelConfig, metrics: dict, output_dir: Path) -> None:
     from rich.table import Table
 
-    table = Table("metric", "value", title=f"reward model ({cfg.kind}), held-out evaluation")
+    table = Table("metric", "value", title=f"reward model ({cfg.kind}): held-out and train-split metrics")
     for key, value in metrics.items():
         table.add_row(key, "n/a" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)

@@ -37,13 +37,15 @@ def test_builtin_sets_have_expected_sizes_and_columns():
         "neutral": ({"prompt"}, 20),
         "reviews": ({"text"}, 2000),
         "reviews-labelled": ({"text", "label"}, 2000),
+        "review-pairs": ({"prompt", "chosen", "rejected"}, 2000),
+        "chat-reviews": ({"messages"}, 600),
     }
     assert set(BUILTIN_SETS.names()) == set(expected)
     for name, (columns, at_least) in expected.items():
         records = load_records(f"builtin:{name}", columns=sorted(columns))
         assert len(records) >= at_least, name
         assert set(records[0]) == columns, name
-        texts = [r.get("prompt", r.get("text")) for r in records]
+        texts = [r.get("prompt", r.get("text", r.get("messages", [{}])[-1].get("content"))) for r in records]
         assert all(isinstance(t, str) and t.strip() for t in texts), name
 
 

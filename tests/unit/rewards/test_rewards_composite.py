@@ -94,3 +94,20 @@ def test_bad_composite_arguments():
         load_rewards([])
     with pytest.raises(ValueError, match="nonfinite='skip'"):
         load_rewards(["length"], nonfinite="skip")
+
+
+def test_dropped_step_guard_warns_then_stops_and_resets_on_a_good_step():
+    import math
+
+    import pytest
+
+    from rlhf.rewards.composite import DroppedStepGuard
+
+    nan_reward = CompositeReward([lambda p, c, **k: [math.nan] * len(c)], nonfinite="drop")
+    half_reward = CompositeReward([lambda p, c, **k: [math.nan, 1.0]], nonfinite="drop")
+    guard = DroppedStepGuard(patience=2)
+    assert "every one of the 2 samples" in guard.check(nan_reward(["a", "b"], ["x", "y"]))
+    assert guard.check(half_reward(["a", "b"], ["x", "y"])) is None  # one sample survived: the count restarts
+    assert guard.check(nan_reward(["a", "b"], ["x", "y"])) is not None
+    with pytest.raises(ValueError, match="dropped every sample for 2 steps in a row"):
+        guard.check(nan_reward(["a", "b"], ["x", "y"]))

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from rlhf.config import ModelConfig, Profile
+from rlhf.config import Lora, ModelConfig, Profile
 from rlhf.models.factory import build_policy
 from rlhf.stages.pretrain import METRICS_FILE, pack_blocks, pretrain
 from rlhf.models.tokenizer import load_tokenizer
@@ -53,3 +53,45 @@ def test_a_corpus_shorter_than_one_block_is_an_error(tmp_path):
 def test_pack_blocks_concatenates_and_drops_the_tail():
     assert pack_blocks([[1, 2, 3], [4, 5], [6, 7, 8]], 3) == [[1, 2, 3], [4, 5, 6]]
     assert pack_blocks([[1, 2]], 3) == []
+
+
+def test_cache_key_covers_only_what_pretraining_depends_on(tmp_path):
+    from rlhf.stages.pretrain import pretrained_dir
+
+    base = make_profile(tmp_path)
+    key = pretrained_dir(base)
+
+    def changed(**sections):
+        data = base.model_dump(mode="json")
+        for section, fields in sections.items():
+            data[section] = {**(data[section] or {}), **fields}
+        return pretrained_dir(Profile.model_validate(data))
+
+    # LoRA, quantisation, dtype, checkpointing and RL-only sections leave the pretrained model as it is.
+    assert changed(model={"lora": {"r": 4}, "quantization": {"bits": 4}, "dtype": "bfloat16",
+                          "gradient_checkpointing": True}) == key
+    assert changed(algo={"name": "grpo"}, rollout={"num_generations": 2}, trainer={"steps": 3}) == key
+    assert changed(pretrain={"output_dir": str(tmp_path / "elsewhere")}) == key
+    # What the pretraining computes with does change it.
+    assert changed(pretrain={"epochs": 2.0}) != key
+    assert changed(model={"random_init": {**TINY_GPT2, "n_layer": 3}}) != key
+    assert changed(model={"tokenizer": str(tmp_path)}) != key
+    assert pretrained_dir(base.model_copy(update={"seed": 1})) != key
+
+
+def test_toggling_lora_reuses_the_cached_pretraining(tmp_path, monkeypatch):
+    import rlhf.stages.pretrain as stage
+
+    monkeypatch.setenv("RLHF_CACHE", str(tmp_path / "cache"))
+    profile = make_profile(tmp_path, dataset_fraction=0.25)
+    first = stage.with_pretrained_policy(profile)
+    assert list((tmp_path / "cache" / "pretrained").glob("*/tensorboard/events.out.tfevents.*"))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("pretraining ran again")
+
+    monkeypatch.setattr(stage, "pretrain", must_not_run)
+    lora = profile.model.model_copy(update={"lora": Lora(r=4, alpha=8)})
+    second = stage.with_pretrained_policy(profile.model_copy(update={"model": lora}))
+    assert second.model.name_or_path == first.model.name_or_path
+    assert second.model.lora is not None  # the next stage keeps its LoRA

@@ -118,3 +118,40 @@ def test_classifier_on_a_bert_encoder_without_eos(tmp_path):
     result = train_reward_model(cfg)
     assert result.metrics["accuracy"] >= 0.9
     assert AutoModelForSequenceClassification.from_pretrained(result.output_dir).config.model_type == "bert"
+
+
+def test_pairwise_bert_encoder_without_eos_on_builtin_wordpiece(tmp_path):
+    """The reviews notebook's setup: a BERT-style encoder ([CLS] ... [SEP], no EOS) as a pairwise reward model."""
+    from rlhf.models.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer("builtin-wordpiece", require_eos=False)
+    assert tokenizer.eos_token is None
+    assert tokenizer.convert_ids_to_tokens(tokenizer("The plot is dull.").input_ids) == \
+        ["[CLS]", "The", "plot", "is", "dull", ".", "[SEP]"]
+    bert = RandomInit(arch="bert", n_layer=2, n_head=4, n_embd=64, n_positions=128)
+    cfg = make_config(tmp_path, random_init=bert, tokenizer="builtin-wordpiece", num_pairs=512,
+                      learning_rate=3e-3)
+    result = train_reward_model(cfg, seed=0)
+
+    assert result.metrics["pairwise_accuracy"] >= 0.9
+    assert result.metrics["train_pairwise_accuracy"] >= 0.9
+    assert result.metrics["reward_margin"] > 0
+    assert list((result.output_dir / "tensorboard").glob("events.out.tfevents.*"))
+    model, saved_tokenizer = load_saved(result.output_dir)
+    assert model.config.model_type == "bert" and saved_tokenizer.eos_token is None
+    reward = Classifier(model=str(result.output_dir), label=0)
+    good, bad = reward(["", ""], ["The movie is truly wonderful.", "The plot was dull and bad."])
+    assert good > bad
+
+
+def test_pairs_with_a_prompt_column_score_prompt_and_completion(tmp_path):
+    """The DPO data (prompt, chosen, rejected) trains a reward model too: each text is prompt + completion."""
+    from rlhf.stages.reward_model import _pairwise_data
+
+    cfg = make_config(tmp_path, data="builtin:review-pairs", eval_fraction=0.1)
+    train, eval_chosen, eval_rejected, paired = _pairwise_data(cfg, seed=0)
+    assert paired and len(train) == 1800 and len(eval_chosen) == len(eval_rejected) == 200
+    from rlhf.data import load_records
+
+    originals = {(r["prompt"] + r["chosen"], r["prompt"] + r["rejected"]) for r in load_records("builtin:review-pairs")}
+    assert set(train) <= originals and set(zip(eval_chosen, eval_rejected)) <= originals
