@@ -117,9 +117,13 @@ class FSDPStrategy:
 
     def prepare(self, policy: nn.Module, make_optimizer: OptimizerFactory):
         self._blocks = self._shard(policy.model, policy, trained=True)
+        # A full fine-tune's frozen reference copy is sharded too, or it would not fit either. It may be
+        # loaded lazily, at its first use (every process at the same step): then shard it when it loads.
         reference = policy.__dict__.get("_ref_model")
-        if reference is not None:  # a full fine-tune's frozen copy: shard it too, or it would not fit either
+        if isinstance(reference, nn.Module):
             self._shard(reference, reference, trained=False)
+        elif callable(reference):
+            policy.__dict__["_ref_model"] = lambda: self._sharded_reference(reference())
         optimizer = make_optimizer(policy.trainable_parameters())
         # FSDP2 makes the first module to run forward the root. generate() and the reference forward enter
         # below the policy, so run one forward through the policy first.
@@ -129,6 +133,10 @@ class FSDPStrategy:
         for module in (policy, *self._blocks):  # the root (and blocks without reshard_after_forward) keep
             module.reshard()                    # their weights gathered after a forward: free them
         return policy, optimizer
+
+    def _sharded_reference(self, reference: nn.Module) -> nn.Module:
+        self._shard(reference, reference, trained=False)
+        return reference
 
     # ---------------------------------------------------------------------------------- generation
 
