@@ -213,7 +213,9 @@ class Trainer:
         self.policy = self.accelerator.unwrap_model(self.model)
         # transformers' "constant" ignores warm-up; "constant_with_warmup" is what a warm-up asks for.
         schedule = "constant_with_warmup" if t.lr_scheduler == "constant" and t.warmup_steps else t.lr_scheduler
-        self.scheduler = get_scheduler(schedule, self.optimizer, num_warmup_steps=t.warmup_steps,
+        # On the torch optimizer, not accelerate's wrapper (whose step may be wrapped again, e.g. by the bench).
+        self.scheduler = get_scheduler(schedule, getattr(self.optimizer, "optimizer", self.optimizer),
+                                       num_warmup_steps=t.warmup_steps,
                                        num_training_steps=t.steps * self.optimizer_steps_per_step)
         self.step, self.tokens_seen = 0, 0
         if state is not None:
