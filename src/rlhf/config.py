@@ -396,6 +396,19 @@ class SftConfig(_Section):
     output_dir: str = Field("outputs/sft", description="where the model and tokenizer are saved")
 
 
+class _ProfileDumper(yaml.SafeDumper):
+    """Strings holding a Unicode line break (NEL, LS, PS) are double-quoted, where YAML escapes them:
+    written raw, the reader takes them for line breaks and the profile would not read back equal."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ProfileDumper.add_representer(str, _represent_str)
+
+
 class Profile(_Section):
     """A complete, resolved run configuration."""
 
@@ -458,7 +471,7 @@ class Profile(_Section):
 
     def to_yaml(self) -> str:
         """The resolved profile as YAML that :func:`load_profile` reads back to an equal Profile."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return yaml.dump(self.model_dump(mode="json"), Dumper=_ProfileDumper, sort_keys=False, allow_unicode=True)
 
 
 # ----------------------------------------------------------------------------------------------- loading
