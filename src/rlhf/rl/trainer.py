@@ -33,6 +33,8 @@ from rlhf.rl.checkpoint import (
 from rlhf.config import Profile
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report
+from rlhf.eval.hacking import HackingMonitor
+from rlhf.eval.metrics import completion_metrics
 from rlhf.models.factory import build_policy, merge_lora
 from rlhf.stages.pretrain import with_pretrained_policy
 from rlhf.rewards import load_rewards
@@ -114,6 +116,7 @@ class Trainer:
                                config=profile.model_dump(mode="json"), enabled=self.is_main)
         self.last_checkpoint_step = self.step
         self._stop_signal: int | None = None
+        self.hacking = HackingMonitor()  # warns when diversity, length or perplexity move like reward hacking
 
     @property
     def optimizer_steps_per_step(self) -> int:
@@ -236,6 +239,8 @@ class Trainer:
             "objective/scores": scores.mean(), "objective/kl": seq_kl.mean(),
             "objective/rlhf_reward": (scores - kl_coef * seq_kl).mean(),
             "objective/response_length": batch.response_mask.sum(-1).mean(),
+            # perplexity of the completions under the reference (at the sampling temperature)
+            "text/ref_perplexity": torch.exp(-masked_mean(batch.ref_logprobs, batch.response_mask)),
             "tokens": batch.response_mask.sum(), **update_stats,
         }
         names = list(local)
@@ -247,6 +252,7 @@ class Trainer:
         self.tokens_seen += total_tokens
         step_s = sum(timings.values())
         metrics.update(reward_metrics)
+        metrics.update(completion_metrics(batch.completions))  # distinct-n, repetition, length (this process's)
         metrics.update({f"timing/{k}": v for k, v in timings.items()})
         metrics.update({"kl_coef": kl_coef, "lr": self.scheduler.get_last_lr()[0], "tokens": self.tokens_seen,
                         "tokens_per_s": total_tokens / max(step_s, 1e-9), "step_s": step_s})
@@ -282,6 +288,8 @@ class Trainer:
                     raise
                 self.step += 1
                 self.tracker.log(self.step, metrics)
+                for warning in self.hacking.update(self.step, metrics) if self.is_main else []:
+                    self.console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
                 self.tracker.log_samples(self.step, batch.prompts, batch.completions, scores.tolist())
                 progress(self.step, metrics)
                 if self.step % t.sample_every == 0 and self.is_main:
