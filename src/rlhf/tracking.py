@@ -37,7 +37,7 @@ def samples_markdown(prompts: list[str], completions: list[str], rewards: list[f
     """The first ``count`` samples as a Markdown table (TensorBoard's text tab renders it)."""
 
     def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")[:300]
+        return " ".join(text.split()).replace("|", "\\|")[:300]
 
     rows = [f"| {cell(p)} | {cell(c)} | {r:+.3f} |" for p, c, r in list(zip(prompts, completions, rewards))[:count]]
     return "\n".join(["| prompt | completion | reward |", "|---|---|---|", *rows])

@@ -81,7 +81,7 @@ def _write_examples_csv(evaluation: Evaluation, path: Path) -> None:
 def _cell(value) -> str:
     if isinstance(value, float):
         return "n/a" if not math.isfinite(value) else f"{value:.4g}"
-    text = str(value).replace("|", "\\|").replace("\n", " ")
+    text = " ".join(str(value).split()).replace("|", "\\|")  # one table row: no line breaks of any kind
     return text if len(text) <= 200 else text[:200] + "..."
 
 
