@@ -216,8 +216,9 @@ def evaluate(
     _quiet_libraries()
     from rlhf.eval.evaluate import draw_prompts, evaluate as run_evaluation, parse_reward_spec
     from rlhf.eval.loading import load_model
-    from rlhf.eval.report import new_report_dir, write_report
+    from rlhf.eval.report import check_new_folder, new_report_dir, write_report
 
+    check_new_folder(out)
     extra = [parse_reward_spec(spec) for spec in reward or []]
     tuned = load_model(run_dir, profile)
     base_model = load_model(base, profile, require_profile=False) if base else None

@@ -147,12 +147,15 @@ def load_model(model: str | Path, profile: str | None = None, *, require_profile
         resolved = load_profile("base").model_copy(update={"rewards": []})
         resolved = resolved.model_copy(update={"model": _model_section(location, resolved)})
     cfg = resolved.model.model_copy(update={"gradient_checkpointing": False})
-    tokenizer = load_tokenizer(_saved_tokenizer(location) or cfg.tokenizer)
-    if location.run_dir is not None or location.kind == "adapter":  # reference: the base it was trained from
-        policy = build_policy(cfg, with_value_head=False, seed=resolved.seed, adapter_dir=location.weights)
-    else:  # a plain model is its own reference: no second copy
-        network = load_causal_lm(cfg.name_or_path, cfg)
-        policy = Policy(network, None, network, uses_lora=False)
+    try:
+        tokenizer = load_tokenizer(_saved_tokenizer(location) or cfg.tokenizer)
+        if location.run_dir is not None or location.kind == "adapter":  # reference: the base it was trained from
+            policy = build_policy(cfg, with_value_head=False, seed=resolved.seed, adapter_dir=location.weights)
+        else:  # a plain model is its own reference: no second copy
+            network = load_causal_lm(cfg.name_or_path, cfg)
+            policy = Policy(network, None, network, uses_lora=False)
+    except (ValueError, OSError) as exc:  # transformers says "Unrecognized model" etc. without saying whose
+        raise ValueError(f"could not load MODEL {str(model)!r}: {exc}") from exc
     policy.eval()
     return LoadedModel(location, resolved, tokenizer, policy)
 

@@ -21,15 +21,19 @@ TABLE_KEYS = ("reward_mean", "reward_std", "distinct_1", "distinct_2", "distinct
 MAX_EXAMPLES = 50  # side-by-side examples in report.md (every one is in examples.csv)
 
 
+def check_new_folder(out: str | Path | None) -> None:
+    """``ValueError`` unless ``out`` is None, missing or an empty folder."""
+    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        raise ValueError(f"--out {str(out)!r} already exists and is not an empty folder; an evaluation never "
+                         "overwrites another: choose a new folder")
+
+
 def new_report_dir(out: str | Path | None, run_dir: Path | None, name: str) -> Path:
     """``out`` (must be new or empty) or a fresh ``<run>/evaluations/<stamp>`` (``outputs/evaluations/`` without a run)."""
     if out is not None:
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise ValueError(f"--out {str(out)!r} already exists and is not an empty folder; an evaluation never "
-                             "overwrites another: choose a new folder")
-        out.mkdir(parents=True, exist_ok=True)
-        return out
+        check_new_folder(out)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return Path(out)
     parent = run_dir / "evaluations" if run_dir is not None else Path("outputs") / "evaluations"
     stamp = datetime.now().strftime("%Y-%m-%d__%H-%M-%S")
     base = parent / (stamp if run_dir is not None else f"{name}__{stamp}")
