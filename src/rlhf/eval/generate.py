@@ -126,7 +126,7 @@ def generate_csv(loaded: LoadedModel, reward, records: list[PromptRecord], n: in
     columns = ["prompt", *metadata, "sample", "completion", "reward", *(f"reward/{name}" for name in reward.names)]
     columns += ["best_of_mean", "best_of_max"] if best_of > 1 else []
     total, written, start = len(records) * n, 0, time.perf_counter()
-    with out.open("w", newline="", encoding="utf-8") as f, _progress(console, total) as advance:
+    with out.open("w", newline="", encoding="utf-8") as f, _RowProgress(console, total) as advance:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for batch in generate_rows(loaded, reward, records, n, seed=seed, best_of=best_of, batch_size=batch_size):
@@ -137,7 +137,7 @@ def generate_csv(loaded: LoadedModel, reward, records: list[PromptRecord], n: in
     return GenerateResult(out, written, time.perf_counter() - start)
 
 
-class _progress:
+class _RowProgress:
     """A rich progress bar of rows (rate and ETA); silent without a console."""
 
     def __init__(self, console: Console | None, total: int) -> None:

@@ -143,9 +143,9 @@ def load_model(model: str | Path, profile: str | None = None, *, require_profile
     """
     location = locate_model(model)
     resolved = resolve_profile(location, profile, required=require_profile)
-    if resolved is None:
-        resolved = load_profile("base").model_copy(update={"rewards": []})
-        resolved = resolved.model_copy(update={"model": _model_section(location, resolved)})
+    if resolved is None:  # the schema's defaults: default sampling settings, no rewards
+        defaults = Profile(model={"name_or_path": location.weights})
+        resolved = defaults.model_copy(update={"model": _model_section(location, defaults)})
     cfg = resolved.model.model_copy(update={"gradient_checkpointing": False})
     try:
         tokenizer = load_tokenizer(_saved_tokenizer(location) or cfg.tokenizer)
