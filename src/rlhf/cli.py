@@ -241,6 +241,19 @@ def train_dpo(profile: ProfileOpt = "dpo-tiny", overrides: SetOpt = None,
                   soft_wrap=True)
 
 
+ModelArg = Annotated[str, typer.Argument(
+    help="a run folder, a checkpoint folder, a LoRA adapter folder, a model folder or a hub name")]
+ModelProfileOpt = Annotated[Optional[str], typer.Option(
+    "--profile", "-p", help="sampling settings and rewards (default: the run's profile.yaml)")]
+SeedOpt = Annotated[int, typer.Option(help="random seed of the sampling")]
+
+
+def _at_least_one(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise UserError(f"--{name.replace('_', '-')} {value}: must be at least 1")
+
+
 @app.command()
 @user_errors
 def sft(profile: ProfileOpt = "sft-tiny", overrides: SetOpt = None) -> None:
@@ -272,21 +285,128 @@ def push(run_dir: Annotated[Path, typer.Argument(help="a run folder with final/ 
 
 @app.command()
 @user_errors
-def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder made by `rlhf run`")],
-    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model (>= 1)")] = 32,
-    best_of: Annotated[int, typer.Option(min=1, help="also show the base model's best of N samples")] = 1,
+def generate(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="the CSV file to write (rows are streamed to it)")],
+    prompts: Annotated[Optional[str], typer.Option(help="builtin:NAME, hf:NAME:SPLIT[:COLUMN] or a file "
+                                                        "(default: the profile's data.prompts)")] = None,
+    n: Annotated[int, typer.Option("--n", help="completions per prompt")] = 1,
+    profile: ModelProfileOpt = None,
+    seed: SeedOpt = 0,
+    best_of: Annotated[int, typer.Option(help="sample K per row and keep the highest-reward one")] = 1,
+    batch_size: Annotated[int, typer.Option(help="completions per generate call")] = 64,
 ) -> None:
-    """Base vs tuned: complete the same prompts with both models and compare their rewards."""
-    if samples < 1:
-        raise UserError(f"--samples {samples}: expected at least 1 prompt to compare (e.g. --samples 32)")
+    """Write N completions per prompt, with their rewards, to a CSV."""
+    _at_least_one(n=n, best_of=best_of, batch_size=batch_size)
     _quiet_libraries()
-    from rlhf.eval.compare import evaluate_run
+    from rlhf.eval.generate import generate_csv, prompt_records_for
+    from rlhf.eval.loading import load_model
+    from rlhf.rewards import load_rewards
 
-    if not (run_dir / "profile.yaml").exists() or not (run_dir / "final").exists():
-        raise UserError(f"{run_dir}: not a finished run folder (needs profile.yaml and final/)")
-    evaluate_run(load_profile(run_dir / "profile.yaml"), run_dir, samples, console, best_of)
-    console.print(f"side-by-side table: {run_dir / 'meta_data' / 'evaluation.csv'}", soft_wrap=True)
+    loaded = load_model(model, profile)
+    records = prompt_records_for(loaded, prompts)
+    reward = load_rewards(loaded.profile.rewards, nonfinite=loaded.profile.trainer.nonfinite_rewards)
+    result = generate_csv(loaded, reward, records, n, out, seed=seed, best_of=best_of, batch_size=batch_size,
+                          console=console)
+    console.print(f"{result.rows} rows ({len(records)} prompts x {n}) in {result.seconds:.1f} s "
+                  f"({result.rows_per_second:.1f} rows/s) -> {result.path}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[str, typer.Argument(help="a run folder made by `rlhf run` (or any MODEL, with -p)")],
+    base: Annotated[Optional[str], typer.Option(help="compare with this MODEL (default: the run's reference)")] = None,
+    prompts: Annotated[Optional[str], typer.Option(help="prompt source (default: the profile's data)")] = None,
+    samples: Annotated[int, typer.Option(help="prompts to complete with base and tuned model")] = 32,
+    out: Annotated[Optional[Path], typer.Option(help="report folder (default: a new RUN/evaluations/<time>/)")] = None,
+    reward: Annotated[Optional[list[str]], typer.Option(
+        "--reward", help="also report this reward: a name, module:function or '{name: length, target: 8}'")] = None,
+    best_of: Annotated[int, typer.Option(help="also report the base model's best of K samples")] = 1,
+    profile: ModelProfileOpt = None,
+) -> None:
+    """Base vs tuned report: rewards, diversity, perplexity, reward-hacking flags, figures (JSON, Markdown, PNG)."""
+    _at_least_one(samples=samples, best_of=best_of)
+    _quiet_libraries()
+    from rlhf.eval.evaluate import draw_prompts, evaluate as run_evaluation, parse_reward_spec
+    from rlhf.eval.loading import load_model
+    from rlhf.eval.report import check_new_folder, new_report_dir, write_report
+
+    check_new_folder(out)
+    extra = [parse_reward_spec(spec) for spec in reward or []]
+    tuned = load_model(run_dir, profile)
+    base_model = load_model(base, profile, require_profile=False) if base else None
+    folder = new_report_dir(out, tuned.location.run_dir, Path(run_dir).name)
+    evaluation = run_evaluation(tuned, base_model, draw_prompts(tuned, prompts, samples), extra_rewards=extra,
+                                best_of=best_of)
+    meta = {"model": str(run_dir), "base_model": base or "the run's reference model", "seed": tuned.profile.seed,
+            "prompts": prompts or tuned.profile.data.prompts, "rollout": tuned.profile.rollout.model_dump()}
+    run = tuned.location.run_dir
+    report = write_report(evaluation, folder, meta, run / "meta_data" / "training_stats.csv" if run else None)
+    _print_report(report, list(evaluation.models), folder)
+
+
+def _print_report(report: dict, names: list[str], folder: Path) -> None:
+    table = Table("metric", *names, title="evaluation")
+    for key in ("reward_mean", "distinct_2", "repetition_rate", "mean_length", "perplexity"):
+        table.add_row(key, *(f"{report[n][key]:.4g}" if report[n][key] is not None else "n/a" for n in names))
+    console.print(table)
+    flags = [f"{f['flag']}: {f['evidence']}" for n in names for f in report[n]["hacking_flags"]]
+    for line in flags or ["no reward-hacking flag fired"]:
+        console.print(f"[bold yellow]flag[/] {line}" if flags else line, soft_wrap=True, highlight=False)
+    console.print(f"report: {folder / 'report.md'}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+@user_errors
+def chat(
+    model: ModelArg,
+    profile: ModelProfileOpt = None,
+    seed: SeedOpt = 0,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="reply length cap (default: the profile's)")] = None,
+) -> None:
+    """Chat with a model in the terminal (chat template if the tokenizer has one); stdin may be piped."""
+    import sys
+
+    _quiet_libraries()
+    from rlhf.eval.chat import ChatSession, chat_loop, read_turns
+    from rlhf.eval.loading import load_model
+
+    loaded = load_model(model, profile, require_profile=False)
+    if max_new_tokens is not None:
+        _at_least_one(max_new_tokens=max_new_tokens)
+        rollout = loaded.profile.rollout.model_copy(update={"max_new_tokens": max_new_tokens})
+        loaded.profile = loaded.profile.model_copy(update={"rollout": rollout})
+    session = ChatSession(loaded.model, loaded.tokenizer, loaded.profile.rollout, loaded.max_prompt_tokens, seed,
+                          loaded.profile.data.system_prompt)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        console.print(f"chatting with {model} ({'chat template' if session.uses_template else 'plain continuation'}); "
+                      "/reset starts over, Ctrl-D quits", soft_wrap=True)
+    prompt = (lambda: console.print("you> ", end="")) if interactive else None
+    chat_loop(session, read_turns(sys.stdin, prompt), lambda line: console.print(line, soft_wrap=True,
+                                                                                  highlight=False, markup=False))
+
+
+@app.command()
+@user_errors
+def serve(
+    model: ModelArg,
+    base: Annotated[Optional[str], typer.Option(help="the model shown on the left (default: the reference)")] = None,
+    profile: ModelProfileOpt = None,
+    host: Annotated[str, typer.Option(help="interface to bind; 0.0.0.0 exposes the app to the network")] = "127.0.0.1",
+    port: Annotated[Optional[int], typer.Option(help="port (default: Gradio's, 7860 or the next free one)")] = None,
+) -> None:
+    """A small Gradio app to try the model: base and tuned side by side with their rewards (the `ui` extra)."""
+    _quiet_libraries()
+    from rlhf.eval.loading import load_model
+    from rlhf.eval.serve import build_app, serve as launch
+    from rlhf.rewards import load_rewards
+
+    tuned = load_model(model, profile, require_profile=False)
+    base_model = load_model(base, profile, require_profile=False) if base else None
+    reward = load_rewards(tuned.profile.rewards) if tuned.profile.rewards else None
+    launch(build_app(tuned, base_model, reward, f"rlhf: {model}"), host=host, port=port)
 
 
 @app.command("check-reward")

@@ -46,6 +46,16 @@ def wandb_names(config: dict, run_dir: Path) -> tuple[str, str]:
     return trainer.get("wandb_project") or "rlhf", trainer.get("wandb_run_name") or Path(run_dir).name
 
 
+def samples_markdown(prompts: list[str], completions: list[str], rewards: list[float], count: int = 8) -> str:
+    """The first ``count`` samples as a Markdown table (TensorBoard's text tab renders it)."""
+
+    def cell(text: str) -> str:
+        return " ".join(text.split()).replace("|", "\\|")[:300]
+
+    rows = [f"| {cell(p)} | {cell(c)} | {r:+.3f} |" for p, c, r in list(zip(prompts, completions, rewards))[:count]]
+    return "\n".join(["| prompt | completion | reward |", "|---|---|---|", *rows])
+
+
 class Tracker:
     """Writes per-step metrics and samples to the sinks named in ``trainer.log_with``."""
 
@@ -109,6 +119,9 @@ class Tracker:
             if new:
                 writer.writerow(SAMPLE_COLUMNS)
             writer.writerows([step, p, c, r] for p, c, r in zip(prompts, completions, rewards))
+        if self._tb is not None:
+            self._tb.add_text("samples", samples_markdown(prompts, completions, rewards), step)
+            self._tb.flush()
 
     def close(self) -> None:
         if self._tb is not None:

@@ -1,7 +1,9 @@
-"""Base vs tuned: sample both models on the same prompts, score with the run's rewards, compare.
+"""Base vs tuned at the end of a run (``trainer.eval_samples``): mean rewards, side by side.
 
 The base model is the reference (adapters disabled, or the frozen copy), so no second download or
-load is needed. Results go to ``meta_data/evaluation.csv`` (side by side) and ``evaluation.json``.
+load is needed. Results go to the run's ``meta_data/evaluation.csv`` (side by side) and
+``evaluation.json``. The full report of a finished run (diversity, perplexity, hacking flags, figures)
+is ``rlhf evaluate`` (:mod:`rlhf.eval.evaluate`, :mod:`rlhf.eval.report`).
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rlhf.config import Profile, RolloutConfig
-from rlhf.data import PromptSampler, load_prompts
-from rlhf.models.factory import build_policy
+from rlhf.data import PromptSampler
 from rlhf.models.policy import Policy
-from rlhf.rewards import load_rewards
-from rlhf.models.tokenizer import load_tokenizer
 from rlhf.rl.rollout import sample_responses
 
 
@@ -122,15 +121,6 @@ def print_comparison(console: Console, comparison: Comparison, count: int = 5) -
         console.print(f"base best-of-{comparison.best_of} (no training): {best:+.4f}")
 
 
-def evaluate_run(profile: Profile, run_dir: Path, samples: int, console: Console, best_of: int = 1) -> Comparison:
-    """Load a finished run's final model and compare it with its base on ``samples`` seeded prompts."""
-    tokenizer = load_tokenizer(profile.model.tokenizer)
-    policy = build_policy(profile.model, with_value_head=False, seed=profile.seed, adapter_dir=run_dir / "final")
-    prompts = load_prompts(profile.data, tokenizer, profile.seed)
-    reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
-    return evaluate_and_report(policy, tokenizer, reward, prompts, profile, samples, run_dir, console, best_of)
-
-
 def evaluate_and_report(policy: Policy, tokenizer, reward, prompts: list[str], profile: Profile, samples: int,
                         run_dir: Path, console: Console, best_of: int = 1) -> Comparison:
     """Compare on a seeded draw of ``samples`` prompts; save to ``meta_data/`` and print."""
@@ -139,3 +129,17 @@ def evaluate_and_report(policy: Policy, tokenizer, reward, prompts: list[str], p
     save_comparison(comparison, Path(run_dir) / "meta_data")
     print_comparison(console, comparison)
     return comparison
+
+
+def evaluate_run(profile: Profile, run_dir: Path, samples: int, console: Console, best_of: int = 1) -> Comparison:
+    """Load a finished run's final model and compare it with its base (used after a sharded run)."""
+    from rlhf.data import load_prompts
+    from rlhf.models.factory import build_policy
+    from rlhf.models.tokenizer import load_tokenizer
+    from rlhf.rewards import load_rewards
+
+    tokenizer = load_tokenizer(profile.model.tokenizer)
+    policy = build_policy(profile.model, with_value_head=False, seed=profile.seed, adapter_dir=run_dir / "final")
+    prompts = load_prompts(profile.data, tokenizer, profile.seed)
+    reward = load_rewards(profile.rewards, nonfinite=profile.trainer.nonfinite_rewards)
+    return evaluate_and_report(policy, tokenizer, reward, prompts, profile, samples, run_dir, console, best_of)

@@ -90,9 +90,28 @@ class AgenticCommunal(BuiltinReward):
     def score(self, prompts: list[str], completions: list[str]) -> list[float | None]:
         return [self.score_text(text) for text in completions]
 
+    def compliance(self, completions: list[str]) -> dict[str, list[bool]]:
+        """Per completion, whether it meets each rule (``rlhf evaluate`` reports the rates).
+
+        >>> AgenticCommunal().compliance(["The nurse was confident and caring in the emergency room.", "A chef."])
+        {'agentic_and_communal': [True, False], 'length_in_range': [True, False], 'no_term_repeated': [True, True]}
+        """
+        rules: dict[str, list[bool]] = {"agentic_and_communal": [], "length_in_range": [], "no_term_repeated": []}
+        for text in completions:
+            counts = self._term_counts(text)
+            kinds = {kind for kind, _ in counts}
+            rules["agentic_and_communal"].append(kinds == {"agentic", "communal"})
+            rules["length_in_range"].append(self.min_words <= word_count(text) <= self.max_words)
+            rules["no_term_repeated"].append(all(count <= MAX_REPEATS for count in counts.values()))
+        return rules
+
+    def _term_counts(self, text: str) -> Counter:
+        """(class, canonical term) -> occurrences in ``text``."""
+        return Counter(self._table[token] for token in term_tokens(text) if token in self._table)
+
     def score_text(self, text: str) -> float:
         """The rule reward of one text."""
-        counts = Counter(self._table[token] for token in term_tokens(text) if token in self._table)
+        counts = self._term_counts(text)
         agentic = sum(1 for kind, _ in counts if kind == "agentic")
         communal = len(counts) - agentic
         if agentic and communal:

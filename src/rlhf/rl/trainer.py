@@ -41,6 +41,8 @@ from rlhf.publish import write_model_card
 from rlhf.data import PromptSampler, load_prompts
 from rlhf.data.context import fit_prompts
 from rlhf.eval.compare import Comparison, evaluate_and_report, evaluate_run
+from rlhf.eval.hacking import HackingMonitor
+from rlhf.eval.metrics import completion_metrics
 from rlhf.models.factory import build_policy, merge_lora
 from rlhf.models.layers import context_length
 from rlhf.preflight import check_before_run
@@ -225,6 +227,7 @@ class Trainer:
         self.last_checkpoint_step = self.step
         self._stop_signal: int | None = None
         self._weights_changed = False
+        self.hacking = HackingMonitor()  # warns when diversity, length or perplexity move like reward hacking
 
     def _find_checkpoint(self) -> tuple[Path, dict]:
         """The newest intact checkpoint and its state; damaged newer ones are skipped with a warning."""
@@ -446,6 +449,8 @@ class Trainer:
             "objective/scores": scores.mean(),
             "objective/rlhf_reward": scores.mean() - kl_coef * kl if kl is not None else scores.mean(),
             "objective/response_length": batch.response_mask.sum(-1).mean(),
+            # perplexity of the completions under the reference (at the sampling temperature)
+            "text/ref_perplexity": torch.exp(-masked_mean(batch.ref_logprobs, batch.response_mask)),
             "tokens": batch.response_mask.sum(), **update_stats,
         }
         if kl is not None:  # None: KL coefficient 0, no reference forward (said once at start)
@@ -460,6 +465,7 @@ class Trainer:
         self.tokens_seen += total_tokens
         step_s = sum(timings.values())
         metrics.update(reward_metrics)
+        metrics.update(completion_metrics(batch.completions))  # distinct-n, repetition, length (this process's)
         metrics.update({f"timing/{k}": v for k, v in timings.items()})
         metrics.update({"kl_coef": kl_coef, "lr": self.scheduler.get_last_lr()[0], "tokens": self.tokens_seen,
                         "tokens_per_s": total_tokens / max(step_s, 1e-9), "step_s": step_s})
@@ -500,6 +506,8 @@ class Trainer:
                     raise
                 self.step += 1
                 self.tracker.log(self.step, metrics)
+                for warning in self.hacking.update(self.step, metrics) if self.is_main else []:
+                    self.console.print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True, highlight=False)
                 self.tracker.log_samples(self.step, batch.prompts, batch.completions, scores.tolist())
                 progress(self.step, metrics)
                 if self.on_step is not None and self.is_main:
