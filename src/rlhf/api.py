@@ -142,8 +142,11 @@ def plan(profile: ProfileLike = "a100-8b", *, overrides: Overrides = None, gpu_m
 def check_reward(fn, *, declared_range: tuple[float, float] | None = None, max_examples: int = 50) -> list:
     """Property-test a reward (``rlhf check-reward``): one result per property (``.name``, ``.passed``,
     ``.counterexample``, ``.message``)."""
+    from rlhf.rewards import load_reward
     from rlhf.testing import check_reward as check
 
+    if isinstance(fn, (str, Mapping)):  # a registry name, module:function or an option mapping
+        fn = load_reward(fn)
     return check(fn, declared_range, max_examples)
 
 
@@ -152,3 +155,90 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def _model_or_base(model, profile: str | None) -> str:
+    """MODEL, or (``model=None``) the profile's own untrained model, materialised like a run's base."""
+    if model is not None:
+        return str(model)
+    if profile is None:
+        raise ValueError("give a MODEL (run folder, checkpoint, adapter, model folder or hub name) or a profile")
+    from rlhf.models.factory import model_source
+
+    loaded = load_profile(profile)
+    return str(model_source(loaded.model, loaded.seed))
+
+
+def generate(model: str | Path | None = None, *, out: str | Path, prompts: str | None = None, n: int = 1,
+             profile: str | None = None, seed: int = 0, best_of: int = 1, batch_size: int = 64,
+             rewards: Sequence | None = None, quiet: bool = False):
+    """N completions per prompt with their rewards to a CSV (``rlhf generate``); ``model=None``: the profile's base.
+
+    Returns the result (``.path``, ``.rows``, ``.rows_per_second``); ``rewards`` replace the profile's.
+    """
+    from rlhf.eval.generate import generate_csv, prompt_records_for
+    from rlhf.eval.loading import load_model
+    from rlhf.rewards import load_rewards
+
+    for name, value in {"n": n, "best_of": best_of, "batch_size": batch_size}.items():
+        if value < 1:
+            raise ValueError(f"{name}={value}: must be at least 1")
+    _quiet_libraries()
+    loaded = load_model(_model_or_base(model, profile), profile)
+    records = prompt_records_for(loaded, prompts)
+    reward = load_rewards(rewards if rewards is not None else loaded.profile.rewards,
+                          nonfinite=loaded.profile.trainer.nonfinite_rewards)
+    return generate_csv(loaded, reward, records, n, out, seed=seed, best_of=best_of, batch_size=batch_size,
+                        console=_console(quiet))
+
+
+class Report:
+    """An evaluation report: its folder (report.json, report.md, PNGs) and ``data`` (report.json's content)."""
+
+    def __init__(self, folder: Path, data: dict) -> None:
+        self.folder, self.data = folder, data
+
+    def __repr__(self) -> str:
+        return f"Report({str(self.folder)!r})"
+
+
+def evaluate(run: str | Path, *, base: str | Path | None = None, prompts: str | None = None, samples: int = 32,
+             out: str | Path | None = None, rewards: Sequence = (), best_of: int = 1, profile: str | None = None,
+             quiet: bool = False) -> Report:
+    """Base vs tuned report (``rlhf evaluate``): rewards, diversity, perplexity, hacking flags, figures."""
+    from rlhf.eval.evaluate import draw_prompts, evaluate as run_evaluation, parse_reward_spec
+    from rlhf.eval.loading import load_model
+    from rlhf.eval.report import check_new_folder, new_report_dir, write_report
+
+    if samples < 1 or best_of < 1:
+        raise ValueError(f"samples={samples}, best_of={best_of}: both must be at least 1")
+    _quiet_libraries()
+    check_new_folder(out)
+    extra = [parse_reward_spec(spec) if isinstance(spec, str) else spec for spec in rewards]
+    tuned = load_model(str(run), profile)
+    base_model = load_model(str(base), profile, require_profile=False) if base else None
+    folder = new_report_dir(out, tuned.location.run_dir, Path(run).name)
+    evaluation = run_evaluation(tuned, base_model, draw_prompts(tuned, prompts, samples), extra_rewards=extra,
+                                best_of=best_of)
+    meta = {"model": str(run), "base_model": str(base) if base else "the run's reference model",
+            "seed": tuned.profile.seed, "prompts": prompts or tuned.profile.data.prompts,
+            "rollout": tuned.profile.rollout.model_dump()}
+    stats = tuned.location.run_dir / "meta_data" / "training_stats.csv" if tuned.location.run_dir else None
+    return Report(folder, write_report(evaluation, folder, meta, stats))
+
+
+def serve(model: str | Path, *, base: str | Path | None = None, profile: str | None = None,
+          host: str = "127.0.0.1", port: int | None = None, launch: bool = True):
+    """The Gradio try-out app, base and tuned side by side (``rlhf serve``); ``launch=False`` only builds it."""
+    from rlhf.eval.loading import load_model
+    from rlhf.eval.serve import build_app, serve as start
+    from rlhf.rewards import load_rewards
+
+    _quiet_libraries()
+    tuned = load_model(str(model), profile, require_profile=False)
+    base_model = load_model(str(base), profile, require_profile=False) if base else None
+    reward = load_rewards(tuned.profile.rewards) if tuned.profile.rewards else None
+    app = build_app(tuned, base_model, reward, f"rlhf: {model}")
+    if launch:
+        start(app, host=host, port=port)
+    return app
