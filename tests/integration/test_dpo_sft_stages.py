@@ -29,8 +29,9 @@ def test_dpo_tiny_learns_the_preferences_and_its_run_folder_evaluates(tmp_path):
     # The run folder is what `rlhf evaluate` takes from an RL run: profile.yaml + final/.
     evaluated = runner.invoke(app, ["evaluate", str(run_dir), "--samples", "4"])
     assert evaluated.exit_code == 0, evaluated.output
-    summary = json.loads((run_dir / "meta_data" / "evaluation.json").read_text())
-    assert summary["samples"] == 4 and "tuned_reward_mean" in summary
+    (report_file,) = (run_dir / "evaluations").glob("*/report.json")
+    report = json.loads(report_file.read_text())
+    assert report["samples"] == 4 and "reward_mean" in report["base"] and "hacking_flags" in report["tuned"]
 
 
 def test_ipo_on_4bit_lora_trains_the_adapter_against_the_disabled_adapter_reference(tmp_path):

@@ -449,10 +449,10 @@ class Trainer:
             "objective/scores": scores.mean(),
             "objective/rlhf_reward": scores.mean() - kl_coef * kl if kl is not None else scores.mean(),
             "objective/response_length": batch.response_mask.sum(-1).mean(),
-            # perplexity of the completions under the reference (at the sampling temperature)
-            "text/ref_perplexity": torch.exp(-masked_mean(batch.ref_logprobs, batch.response_mask)),
             "tokens": batch.response_mask.sum(), **update_stats,
         }
+        if batch.ref_logprobs is not None:  # perplexity under the reference (sampling temperature), when it ran
+            local["text/ref_perplexity"] = torch.exp(-masked_mean(batch.ref_logprobs, batch.response_mask))
         if kl is not None:  # None: KL coefficient 0, no reference forward (said once at start)
             local["objective/kl"] = kl
         names = list(local)
