@@ -130,5 +130,5 @@ def test_grpo_variants_learn(name, tmp_path):
 @pytest.mark.matrix
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_learns(name, tmp_path):
-    """The whole matrix (about 2 minutes): ``pytest -m matrix tests/integration/test_learning.py -s``."""
+    """The whole matrix (about a minute): ``pytest -m matrix -n 0 tests/integration/test_learning.py -s``."""
     _variant_learns(name, tmp_path, steps=40)
