@@ -151,10 +151,9 @@ def check_reward(fn, *, declared_range: tuple[float, float] | None = None, max_e
 
 
 def _quiet_libraries() -> None:
-    from transformers.utils import logging as hf_logging
+    from rlhf.quiet import quiet_transformers
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
 
 
 def _model_or_base(model, profile: str | None) -> str:
@@ -193,10 +192,11 @@ def generate(model: str | Path | None = None, *, out: str | Path, prompts: str |
 
 
 class Report:
-    """An evaluation report: its folder (report.json, report.md, PNGs) and ``data`` (report.json's content)."""
+    """An evaluation report: its folder (report.json, report.md, PNGs), ``data`` (report.json's content) and
+    ``models``, the compared models' keys in ``data`` (``base``, ``tuned``, ``base_best_of_K``)."""
 
-    def __init__(self, folder: Path, data: dict) -> None:
-        self.folder, self.data = folder, data
+    def __init__(self, folder: Path, data: dict, models: list[str]) -> None:
+        self.folder, self.data, self.models = folder, data, models
 
     def __repr__(self) -> str:
         return f"Report({str(self.folder)!r})"
@@ -224,7 +224,7 @@ def evaluate(run: str | Path, *, base: str | Path | None = None, prompts: str | 
             "seed": tuned.profile.seed, "prompts": prompts or tuned.profile.data.prompts,
             "rollout": tuned.profile.rollout.model_dump()}
     stats = tuned.location.run_dir / "meta_data" / "training_stats.csv" if tuned.location.run_dir else None
-    return Report(folder, write_report(evaluation, folder, meta, stats))
+    return Report(folder, write_report(evaluation, folder, meta, stats), list(evaluation.models))
 
 
 def serve(model: str | Path, *, base: str | Path | None = None, profile: str | None = None,

@@ -298,17 +298,11 @@ def generate(
 ) -> None:
     """Write N completions per prompt, with their rewards, to a CSV."""
     _at_least_one(n=n, best_of=best_of, batch_size=batch_size)
-    _quiet_libraries()
-    from rlhf.eval.generate import generate_csv, prompt_records_for
-    from rlhf.eval.loading import load_model
-    from rlhf.rewards import load_rewards
+    from rlhf import api
 
-    loaded = load_model(model, profile)
-    records = prompt_records_for(loaded, prompts)
-    reward = load_rewards(loaded.profile.rewards, nonfinite=loaded.profile.trainer.nonfinite_rewards)
-    result = generate_csv(loaded, reward, records, n, out, seed=seed, best_of=best_of, batch_size=batch_size,
-                          console=console)
-    console.print(f"{result.rows} rows ({len(records)} prompts x {n}) in {result.seconds:.1f} s "
+    result = api.generate(model, out=out, prompts=prompts, n=n, profile=profile, seed=seed, best_of=best_of,
+                          batch_size=batch_size)
+    console.print(f"{result.rows} rows ({result.rows // n} prompts x {n}) in {result.seconds:.1f} s "
                   f"({result.rows_per_second:.1f} rows/s) -> {result.path}", soft_wrap=True, highlight=False)
 
 
@@ -327,23 +321,11 @@ def evaluate(
 ) -> None:
     """Base vs tuned report: rewards, diversity, perplexity, reward-hacking flags, figures (JSON, Markdown, PNG)."""
     _at_least_one(samples=samples, best_of=best_of)
-    _quiet_libraries()
-    from rlhf.eval.evaluate import draw_prompts, evaluate as run_evaluation, parse_reward_spec
-    from rlhf.eval.loading import load_model
-    from rlhf.eval.report import check_new_folder, new_report_dir, write_report
+    from rlhf import api
 
-    check_new_folder(out)
-    extra = [parse_reward_spec(spec) for spec in reward or []]
-    tuned = load_model(run_dir, profile)
-    base_model = load_model(base, profile, require_profile=False) if base else None
-    folder = new_report_dir(out, tuned.location.run_dir, Path(run_dir).name)
-    evaluation = run_evaluation(tuned, base_model, draw_prompts(tuned, prompts, samples), extra_rewards=extra,
-                                best_of=best_of)
-    meta = {"model": str(run_dir), "base_model": base or "the run's reference model", "seed": tuned.profile.seed,
-            "prompts": prompts or tuned.profile.data.prompts, "rollout": tuned.profile.rollout.model_dump()}
-    run = tuned.location.run_dir
-    report = write_report(evaluation, folder, meta, run / "meta_data" / "training_stats.csv" if run else None)
-    _print_report(report, list(evaluation.models), folder)
+    report = api.evaluate(run_dir, base=base, prompts=prompts, samples=samples, out=out, rewards=reward or [],
+                          best_of=best_of, profile=profile)
+    _print_report(report.data, report.models, report.folder)
 
 
 def _print_report(report: dict, names: list[str], folder: Path) -> None:
@@ -398,15 +380,9 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="port (default: Gradio's, 7860 or the next free one)")] = None,
 ) -> None:
     """A small Gradio app to try the model: base and tuned side by side with their rewards (the `ui` extra)."""
-    _quiet_libraries()
-    from rlhf.eval.loading import load_model
-    from rlhf.eval.serve import build_app, serve as launch
-    from rlhf.rewards import load_rewards
+    from rlhf import api
 
-    tuned = load_model(model, profile, require_profile=False)
-    base_model = load_model(base, profile, require_profile=False) if base else None
-    reward = load_rewards(tuned.profile.rewards) if tuned.profile.rewards else None
-    launch(build_app(tuned, base_model, reward, f"rlhf: {model}"), host=host, port=port)
+    api.serve(model, base=base, profile=profile, host=host, port=port)
 
 
 @app.command("check-reward")
