@@ -540,8 +540,8 @@ class Trainer:
                                    self.run_dir, self.console, best_of)
 
     def checkpoint(self) -> None:
-        if not self._weights_finite():  # never write weights a resume could not use
-            raise self._diverged("the weights are not finite at checkpoint time")
+        # No finiteness scan here: every caller comes after an update that ended with one (update()), or
+        # with the weights unchanged since then (the keep-finished-work checkpoint after a failed phase).
         state = {
             "step": self.step, "tokens_seen": self.tokens_seen,
             "optimizer": self.strategy.optimizer_state_dict(self.model, self.optimizer),
